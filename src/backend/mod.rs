@@ -1,0 +1,62 @@
+//! The [`StorageBackend`] trait every engine implements, and the in-memory
+//! reference backend.
+
+mod memory;
+
+pub use memory::MemoryBackend;
+
+use crate::batch::WriteBatch;
+use crate::error::Result;
+use crate::iterator::{DbIterator, KeyRange, RawIterator};
+
+/// Boxed iterator over `(key, value)` pairs, as [`StorageBackend::iter`]
+/// returns it.
+pub type KvIter = Box<dyn Iterator<Item = Result<(Vec<u8>, Vec<u8>)>>>;
+
+/// A key-value store: the interface shared by [`DB`](crate::DB),
+/// [`MemoryBackend`] and any other engine (the test suite runs the same
+/// checks against all of them).
+///
+/// The trait is object safe; use `Box<dyn StorageBackend>` to pick a backend
+/// at run time. [`DB`](crate::DB) also has generic inherent methods
+/// (`db.put("k", "v")`) that are more convenient when the type is known.
+pub trait StorageBackend: Send + Sync {
+    /// Sets `key` to `value`.
+    fn put(&self, key: &[u8], value: &[u8]) -> Result<()>;
+    /// The value of `key`, or `None`.
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>>;
+    /// Removes `key` (not an error when it is absent).
+    fn delete(&self, key: &[u8]) -> Result<()>;
+    /// Applies every operation of `batch` atomically.
+    fn write_batch(&self, batch: WriteBatch) -> Result<()>;
+    /// All pairs in ascending key order, as of this call.
+    fn iter(&self) -> KvIter {
+        Box::new(self.scan(KeyRange::all()))
+    }
+    /// A consistent read-only view as of this call.
+    fn snapshot(&self) -> Result<Box<dyn Snapshot>>;
+    /// A cursor over the current state, for seeks and both directions.
+    fn raw_iterator(&self) -> Box<dyn RawIterator>;
+    /// The pairs inside `range`; `.rev()` gives them in descending order.
+    fn scan(&self, range: KeyRange) -> DbIterator {
+        DbIterator::new(self.raw_iterator(), range)
+    }
+}
+
+/// A frozen, read-only view of a backend. Reads through it see exactly the
+/// state at the moment it was taken, whatever is written afterwards.
+/// Dropping it releases what it pins.
+pub trait Snapshot: Send + Sync {
+    /// The value of `key` in the snapshot.
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>>;
+    /// All pairs of the snapshot in ascending key order.
+    fn iter(&self) -> KvIter {
+        Box::new(self.scan(KeyRange::all()))
+    }
+    /// A cursor over the snapshot.
+    fn raw_iterator(&self) -> Box<dyn RawIterator>;
+    /// The snapshot's pairs inside `range`.
+    fn scan(&self, range: KeyRange) -> DbIterator {
+        DbIterator::new(self.raw_iterator(), range)
+    }
+}

@@ -1,0 +1,126 @@
+//! The error type shared by every part of the engine.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Result alias used throughout AiDb.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in AiDb.
+///
+/// The enum is `#[non_exhaustive]`: match the variants you care about and
+/// keep a wildcard arm for the rest.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An operating-system I/O call failed. `path` names the file or
+    /// directory involved when it is known.
+    #[error("I/O error{}: {source}", fmt_path(.path))]
+    Io {
+        /// The file or directory the failing call worked on, if known.
+        path: Option<PathBuf>,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// Stored data failed a checksum or structural check. The database
+    /// never returns data from a region that failed such a check.
+    #[error("corruption in {} at offset {offset}: {reason}", .file.display())]
+    Corruption {
+        /// The file the damaged bytes were read from.
+        file: PathBuf,
+        /// Byte offset in `file` of the damaged record, block or field.
+        offset: u64,
+        /// What check failed.
+        reason: String,
+    },
+
+    /// An argument or option was rejected; the message names it and says why.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+
+    /// The database does not exist and `Options::create_if_missing` is false.
+    #[error("database not found at {}", .path.display())]
+    NotFound {
+        /// The directory that was expected to hold a database.
+        path: PathBuf,
+    },
+
+    /// The database exists and `Options::error_if_exists` is true.
+    #[error("database already exists at {}", .path.display())]
+    AlreadyExists {
+        /// The directory that already holds a database.
+        path: PathBuf,
+    },
+
+    /// Another handle, in this process or another one, has the database open.
+    #[error("database at {} is locked by another handle or process", .path.display())]
+    Locked {
+        /// The database directory.
+        path: PathBuf,
+    },
+
+    /// The handle was closed; no further operations are possible.
+    #[error("database is closed")]
+    Closed,
+
+    /// An earlier write, flush or compaction failed, so the database stopped
+    /// accepting writes to avoid losing or corrupting data. Reads still work.
+    /// Close the database, fix the cause (for example free disk space) and
+    /// open it again: recovery restores every acknowledged write.
+    #[error("database is read-only after an earlier failure: {cause}")]
+    ReadOnly {
+        /// The failure that stopped writes.
+        #[source]
+        cause: Arc<Error>,
+    },
+}
+
+fn fmt_path(path: &Option<PathBuf>) -> String {
+    match path {
+        Some(p) => format!(" on {}", p.display()),
+        None => String::new(),
+    }
+}
+
+impl Error {
+    /// Wraps an I/O error, recording the path it concerns.
+    pub fn io(path: impl AsRef<Path>, source: std::io::Error) -> Error {
+        Error::Io {
+            path: Some(path.as_ref().to_path_buf()),
+            source,
+        }
+    }
+
+    /// Builds a corruption error for `file` at `offset`.
+    pub fn corruption(file: impl AsRef<Path>, offset: u64, reason: impl Into<String>) -> Error {
+        Error::Corruption {
+            file: file.as_ref().to_path_buf(),
+            offset,
+            reason: reason.into(),
+        }
+    }
+
+    /// True for [`Error::Corruption`].
+    pub fn is_corruption(&self) -> bool {
+        matches!(self, Error::Corruption { .. })
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(source: std::io::Error) -> Error {
+        Error::Io { path: None, source }
+    }
+}
+
+/// Attaches a path to `io::Result`s.
+pub(crate) trait IoContext<T> {
+    fn ctx(self, path: &Path) -> Result<T>;
+}
+
+impl<T> IoContext<T> for std::io::Result<T> {
+    fn ctx(self, path: &Path) -> Result<T> {
+        self.map_err(|e| Error::io(path, e))
+    }
+}

@@ -1,0 +1,139 @@
+//! The file-system layer: every byte AiDb reads or writes goes through
+//! [`FileSystem`].
+//!
+//! Two implementations ship with the crate:
+//! - [`OsFileSystem`], the real one on `std::fs`;
+//! - [`FaultInjectionFs`], an in-memory file system for tests that can fail
+//!   chosen calls (EIO, ENOSPC) and simulate a power cut by discarding every
+//!   byte and directory entry that was not synced.
+//!
+//! Errors are plain `std::io::Error`s; the engine attaches the path when it
+//! turns them into [`crate::Error::Io`].
+
+mod fault;
+mod os;
+
+pub use fault::{FaultInjectionFs, FaultKind, FsOp};
+pub use os::OsFileSystem;
+
+use std::fmt::Debug;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// A file-system abstraction with just the calls a storage engine needs.
+///
+/// # Durability contract
+/// Implementations must follow POSIX semantics as the engine relies on them:
+/// data appended to a [`WritableFile`] is durable only after
+/// [`WritableFile::sync`] returns; creating, renaming or removing a file is
+/// durable only after [`FileSystem::sync_dir`] on its parent directory.
+pub trait FileSystem: Send + Sync + Debug {
+    /// Creates `path` and all missing parents.
+    fn create_dir_all(&self, path: &Path) -> io::Result<()>;
+    /// Creates (or truncates) a file for appending.
+    fn create(&self, path: &Path) -> io::Result<Box<dyn WritableFile>>;
+    /// Opens an existing file for appending at its end.
+    fn open_append(&self, path: &Path) -> io::Result<Box<dyn WritableFile>>;
+    /// Opens an existing file for positional reads.
+    fn open(&self, path: &Path) -> io::Result<Arc<dyn RandomAccessFile>>;
+    /// Atomically replaces `to` with `from`.
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    /// Removes a file.
+    fn remove_file(&self, path: &Path) -> io::Result<()>;
+    /// Names (not paths) of the entries in directory `dir`.
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>>;
+    /// What is at `path`, or `None` when nothing is.
+    fn kind(&self, path: &Path) -> io::Result<Option<EntryKind>>;
+    /// Makes creations, renames and removals in `dir` durable.
+    fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+    /// Takes an exclusive advisory lock on `path` (creating it), failing with
+    /// `io::ErrorKind::WouldBlock` when another handle holds it. The lock is
+    /// released when the returned guard is dropped.
+    fn lock(&self, path: &Path) -> io::Result<Box<dyn FileLock>>;
+
+    /// Size of the file at `path` in bytes.
+    fn file_size(&self, path: &Path) -> io::Result<u64> {
+        Ok(self.open(path)?.len())
+    }
+
+    /// Reads a whole file.
+    fn read_all(&self, path: &Path) -> io::Result<Vec<u8>> {
+        let file = self.open(path)?;
+        let len = usize::try_from(file.len())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "file too large"))?;
+        let mut buf = vec![0; len];
+        file.read_exact_at(0, &mut buf)?;
+        Ok(buf)
+    }
+}
+
+/// What a directory entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind {
+    /// A regular file.
+    File,
+    /// A directory.
+    Dir,
+}
+
+/// A file opened for appending.
+pub trait WritableFile: Send {
+    /// Appends `data`. When this returns, the bytes have been handed to the
+    /// operating system (they survive a crash of this process, not a power
+    /// cut).
+    fn append(&mut self, data: &[u8]) -> io::Result<()>;
+    /// Makes everything appended so far durable (fsync / fdatasync).
+    fn sync(&mut self) -> io::Result<()>;
+    /// Bytes appended so far, including what the file held when opened.
+    fn len(&self) -> u64;
+    /// True when the file is empty.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A file opened for positional reads. Shared between threads.
+pub trait RandomAccessFile: Send + Sync {
+    /// Reads up to `buf.len()` bytes at `offset`; returns how many were read
+    /// (0 at end of file).
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize>;
+    /// File length in bytes at the time it was opened.
+    fn len(&self) -> u64;
+    /// True when the file is empty.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Fills `buf` from `offset`, failing with `UnexpectedEof` when the file
+    /// is too short.
+    fn read_exact_at(&self, mut offset: u64, mut buf: &mut [u8]) -> io::Result<()> {
+        while !buf.is_empty() {
+            match self.read_at(offset, buf) {
+                Ok(0) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "read past end of file",
+                    ))
+                }
+                Ok(n) => {
+                    buf = &mut buf[n..];
+                    offset += n as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A held directory lock; dropping it releases the lock.
+pub trait FileLock: Send + Sync {}
+
+/// The parent directory of `path` (`.` for a bare file name).
+pub(crate) fn parent_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}

@@ -1,0 +1,27 @@
+//! AiDb: an embeddable LSM-tree key-value storage engine in pure Rust.
+//!
+//! Writes go to a write-ahead log and a skiplist memtable; full memtables
+//! are flushed to sorted table files that background compaction keeps in
+//! levels. Everything is reachable through [`DB`] and the [`StorageBackend`]
+//! trait, which [`MemoryBackend`] also implements.
+
+#![warn(missing_docs)]
+
+mod backend;
+mod batch;
+mod coding;
+mod error;
+pub mod fs;
+mod internal_iter;
+mod iterator;
+mod options;
+mod types;
+
+pub use backend::{KvIter, MemoryBackend, Snapshot, StorageBackend};
+pub use batch::{BatchIter, BatchOp, WriteBatch};
+pub use error::{Error, Result};
+pub use iterator::{DbIterator, KeyRange, RawIterator};
+pub use options::{
+    Compression, Options, WalRecoveryMode, WriteOptions, MAX_BATCH_SIZE, MAX_KEY_SIZE,
+    MAX_VALUE_SIZE,
+};

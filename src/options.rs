@@ -1,0 +1,367 @@
+//! Database options.
+
+use crate::error::{Error, Result};
+use crate::fs::{FileSystem, OsFileSystem};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Largest key AiDb accepts, in bytes. Larger keys are rejected with
+/// [`Error::InvalidArgument`].
+pub const MAX_KEY_SIZE: usize = 64 * 1024;
+
+/// Largest value AiDb accepts, in bytes. Larger values are rejected with
+/// [`Error::InvalidArgument`].
+pub const MAX_VALUE_SIZE: usize = 256 * 1024 * 1024;
+
+/// Largest encoded size of one write batch, in bytes.
+pub const MAX_BATCH_SIZE: usize = 1024 * 1024 * 1024;
+
+/// Block compression algorithm for table files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Compression {
+    /// Store blocks as they are.
+    None,
+    /// LZ4 (fast, moderate ratio). The default.
+    #[default]
+    Lz4,
+    /// Snappy (fast, moderate ratio).
+    Snappy,
+}
+
+/// How recovery treats a damaged write-ahead log record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WalRecoveryMode {
+    /// Ignore an incomplete or damaged *final* record of a log (a write torn
+    /// by a crash, which was never acknowledged as synced); fail with
+    /// [`Error::Corruption`] on damage anywhere else. The default.
+    #[default]
+    TolerateCorruptedTailRecords,
+    /// Fail with [`Error::Corruption`] on any damage, even a torn tail.
+    AbsoluteConsistency,
+    /// Stop replaying at the first damaged record and keep everything before
+    /// it (writes after the damage are dropped, but the database opens).
+    PointInTimeRecovery,
+    /// Skip damaged records and keep replaying. Can lose writes and break
+    /// batch ordering guarantees; a last resort for salvaging data.
+    SkipAnyCorruptedRecords,
+}
+
+/// Options for opening a database. Build with struct-update syntax:
+///
+/// ```
+/// let opts = aidb::Options {
+///     write_buffer_size: 8 << 20,
+///     ..aidb::Options::new("/tmp/aidb-options-doc")
+/// };
+/// assert!(opts.create_if_missing);
+/// ```
+#[derive(Clone)]
+pub struct Options {
+    /// Directory that holds the database. Default: empty (must be set;
+    /// [`DB::open`](crate::DB::open) sets it from its argument).
+    pub path: PathBuf,
+    /// Create the database when `path` holds none. Default: `true`.
+    pub create_if_missing: bool,
+    /// Fail with [`Error::AlreadyExists`] when the database exists.
+    /// Default: `false`.
+    pub error_if_exists: bool,
+    /// Capacity of the block cache shared by all table files, in bytes;
+    /// 0 disables it. Default: 64 MiB.
+    pub cache_size: usize,
+    /// Size a memtable may reach before it is frozen and a new one (with a
+    /// new log file) takes writes. At least 4 KiB. Default: 64 MiB.
+    pub write_buffer_size: usize,
+    /// Most memtables (active plus frozen ones waiting for flush) held at
+    /// once; writes stall beyond it. At least 2. Default: 4.
+    pub max_write_buffer_number: usize,
+    /// Compression of table blocks. Default: [`Compression::Lz4`].
+    pub compression: Compression,
+    /// Per-level override of `compression`: entry `i` applies to level `i`,
+    /// levels past the end use `compression`. Default: empty.
+    pub compression_per_level: Vec<Compression>,
+    /// Target uncompressed size of a table data block. Between 256 bytes and
+    /// 4 MiB. Default: 4096.
+    pub block_size: usize,
+    /// Keys between restart points in a block. At least 1. Default: 16.
+    pub block_restart_interval: usize,
+    /// Bloom filter bits per key; 0 disables filters. At most 64.
+    /// Default: 10 (about 1% false positives).
+    pub bloom_bits_per_key: u32,
+    /// Number of levels in the LSM tree. Between 2 and 16. Default: 7.
+    pub num_levels: usize,
+    /// Level-0 file count that starts a compaction into level 1. Default: 4.
+    pub level0_file_num_compaction_trigger: usize,
+    /// Level-0 file count at which writes are slowed. Default: 20.
+    pub level0_slowdown_writes_trigger: usize,
+    /// Level-0 file count at which writes stop until compaction catches up.
+    /// Default: 36.
+    pub level0_stop_writes_trigger: usize,
+    /// Target size of level 1 in bytes. Default: 256 MiB.
+    pub max_bytes_for_level_base: u64,
+    /// Each level's target is this many times the previous one's. Greater
+    /// than 1. Default: 10.
+    pub max_bytes_for_level_multiplier: f64,
+    /// Size at which compaction output is split into a new table file.
+    /// Default: 64 MiB.
+    pub target_file_size: u64,
+    /// Threads for background flushes and compactions. At least 1.
+    /// Default: 2.
+    pub max_background_jobs: usize,
+    /// Most table files kept open at once. At least 16. Default: 1000.
+    pub max_open_files: usize,
+    /// Verify checksums on every read and fail open on any inconsistency
+    /// instead of trying to go on. Default: `true`.
+    pub paranoid_checks: bool,
+    /// How damaged log records are treated at open. Default:
+    /// [`WalRecoveryMode::TolerateCorruptedTailRecords`].
+    pub wal_recovery_mode: WalRecoveryMode,
+    /// The file system all I/O goes through. Default: the operating
+    /// system's ([`OsFileSystem`]). Tests pass a
+    /// [`FaultInjectionFs`](crate::fs::FaultInjectionFs).
+    pub fs: Arc<dyn FileSystem>,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            path: PathBuf::new(),
+            create_if_missing: true,
+            error_if_exists: false,
+            cache_size: 64 << 20,
+            write_buffer_size: 64 << 20,
+            max_write_buffer_number: 4,
+            compression: Compression::Lz4,
+            compression_per_level: Vec::new(),
+            block_size: 4096,
+            block_restart_interval: 16,
+            bloom_bits_per_key: 10,
+            num_levels: 7,
+            level0_file_num_compaction_trigger: 4,
+            level0_slowdown_writes_trigger: 20,
+            level0_stop_writes_trigger: 36,
+            max_bytes_for_level_base: 256 << 20,
+            max_bytes_for_level_multiplier: 10.0,
+            target_file_size: 64 << 20,
+            max_background_jobs: 2,
+            max_open_files: 1000,
+            paranoid_checks: true,
+            wal_recovery_mode: WalRecoveryMode::default(),
+            fs: OsFileSystem::shared(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("path", &self.path)
+            .field("create_if_missing", &self.create_if_missing)
+            .field("error_if_exists", &self.error_if_exists)
+            .field("cache_size", &self.cache_size)
+            .field("write_buffer_size", &self.write_buffer_size)
+            .field("max_write_buffer_number", &self.max_write_buffer_number)
+            .field("compression", &self.compression)
+            .field("compression_per_level", &self.compression_per_level)
+            .field("block_size", &self.block_size)
+            .field("block_restart_interval", &self.block_restart_interval)
+            .field("bloom_bits_per_key", &self.bloom_bits_per_key)
+            .field("num_levels", &self.num_levels)
+            .field(
+                "level0_file_num_compaction_trigger",
+                &self.level0_file_num_compaction_trigger,
+            )
+            .field(
+                "level0_slowdown_writes_trigger",
+                &self.level0_slowdown_writes_trigger,
+            )
+            .field("level0_stop_writes_trigger", &self.level0_stop_writes_trigger)
+            .field("max_bytes_for_level_base", &self.max_bytes_for_level_base)
+            .field(
+                "max_bytes_for_level_multiplier",
+                &self.max_bytes_for_level_multiplier,
+            )
+            .field("target_file_size", &self.target_file_size)
+            .field("max_background_jobs", &self.max_background_jobs)
+            .field("max_open_files", &self.max_open_files)
+            .field("paranoid_checks", &self.paranoid_checks)
+            .field("wal_recovery_mode", &self.wal_recovery_mode)
+            .field("fs", &self.fs)
+            .finish()
+    }
+}
+
+impl Options {
+    /// Default options for the database at `path`.
+    pub fn new(path: impl Into<PathBuf>) -> Options {
+        Options {
+            path: path.into(),
+            ..Options::default()
+        }
+    }
+
+    /// Compression used for tables written to `level`.
+    pub fn compression_for_level(&self, level: usize) -> Compression {
+        self.compression_per_level
+            .get(level)
+            .copied()
+            .unwrap_or(self.compression)
+    }
+
+    /// Checks every field; the error names the field and says why.
+    pub fn validate(&self) -> Result<()> {
+        fn bad(field: &str, why: impl std::fmt::Display) -> Result<()> {
+            Err(Error::InvalidArgument(format!("Options::{field} {why}")))
+        }
+        if self.path.as_os_str().is_empty() {
+            return bad("path", "is empty");
+        }
+        if self.write_buffer_size < 4096 {
+            return bad(
+                "write_buffer_size",
+                format!("is {}, must be at least 4096", self.write_buffer_size),
+            );
+        }
+        if self.max_write_buffer_number < 2 {
+            return bad(
+                "max_write_buffer_number",
+                format!("is {}, must be at least 2", self.max_write_buffer_number),
+            );
+        }
+        if !(256..=4 << 20).contains(&self.block_size) {
+            return bad(
+                "block_size",
+                format!("is {}, must be between 256 and 4194304", self.block_size),
+            );
+        }
+        if self.block_restart_interval == 0 {
+            return bad("block_restart_interval", "is 0, must be at least 1");
+        }
+        if self.bloom_bits_per_key > 64 {
+            return bad(
+                "bloom_bits_per_key",
+                format!("is {}, must be at most 64", self.bloom_bits_per_key),
+            );
+        }
+        if !(2..=16).contains(&self.num_levels) {
+            return bad(
+                "num_levels",
+                format!("is {}, must be between 2 and 16", self.num_levels),
+            );
+        }
+        if self.compression_per_level.len() > self.num_levels {
+            return bad(
+                "compression_per_level",
+                format!(
+                    "has {} entries but there are only {} levels",
+                    self.compression_per_level.len(),
+                    self.num_levels
+                ),
+            );
+        }
+        if self.level0_file_num_compaction_trigger == 0 {
+            return bad("level0_file_num_compaction_trigger", "is 0, must be at least 1");
+        }
+        if self.level0_slowdown_writes_trigger < self.level0_file_num_compaction_trigger {
+            return bad(
+                "level0_slowdown_writes_trigger",
+                format!(
+                    "({}) is below level0_file_num_compaction_trigger ({})",
+                    self.level0_slowdown_writes_trigger, self.level0_file_num_compaction_trigger
+                ),
+            );
+        }
+        if self.level0_stop_writes_trigger < self.level0_slowdown_writes_trigger {
+            return bad(
+                "level0_stop_writes_trigger",
+                format!(
+                    "({}) is below level0_slowdown_writes_trigger ({})",
+                    self.level0_stop_writes_trigger, self.level0_slowdown_writes_trigger
+                ),
+            );
+        }
+        if self.max_bytes_for_level_base < 1024 {
+            return bad(
+                "max_bytes_for_level_base",
+                format!("is {}, must be at least 1024", self.max_bytes_for_level_base),
+            );
+        }
+        if !(self.max_bytes_for_level_multiplier > 1.0
+            && self.max_bytes_for_level_multiplier.is_finite())
+        {
+            return bad(
+                "max_bytes_for_level_multiplier",
+                format!(
+                    "is {}, must be a finite number greater than 1",
+                    self.max_bytes_for_level_multiplier
+                ),
+            );
+        }
+        if self.target_file_size < 1024 {
+            return bad(
+                "target_file_size",
+                format!("is {}, must be at least 1024", self.target_file_size),
+            );
+        }
+        if self.max_background_jobs == 0 {
+            return bad("max_background_jobs", "is 0, must be at least 1");
+        }
+        if self.max_open_files < 16 {
+            return bad(
+                "max_open_files",
+                format!("is {}, must be at least 16", self.max_open_files),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Options for one write.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteOptions {
+    /// Fsync the write-ahead log before the write returns, so that the write
+    /// survives a power cut, not only a process crash. Default: `false`.
+    pub sync: bool,
+}
+
+impl WriteOptions {
+    /// Options for a synced write.
+    pub fn synced() -> WriteOptions {
+        WriteOptions { sync: true }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        Options::new("x").validate().unwrap();
+    }
+
+    #[test]
+    fn invalid_fields_are_named() {
+        let cases: Vec<(Options, &str)> = vec![
+            (Options::default(), "path"),
+            (Options { write_buffer_size: 10, ..Options::new("x") }, "write_buffer_size"),
+            (Options { block_size: 0, ..Options::new("x") }, "block_size"),
+            (Options { block_restart_interval: 0, ..Options::new("x") }, "block_restart_interval"),
+            (Options { num_levels: 1, ..Options::new("x") }, "num_levels"),
+            (
+                Options { level0_stop_writes_trigger: 5, ..Options::new("x") },
+                "level0_stop_writes_trigger",
+            ),
+            (
+                Options { max_bytes_for_level_multiplier: f64::NAN, ..Options::new("x") },
+                "max_bytes_for_level_multiplier",
+            ),
+            (Options { max_background_jobs: 0, ..Options::new("x") }, "max_background_jobs"),
+        ];
+        for (opts, field) in cases {
+            match opts.validate() {
+                Err(Error::InvalidArgument(msg)) => assert!(msg.contains(field), "{msg}"),
+                other => panic!("{field}: {other:?}"),
+            }
+        }
+    }
+}
