@@ -89,6 +89,30 @@ impl KeyRange {
     }
 }
 
+macro_rules! key_range_from {
+    ($($ty:ident),*) => {$(
+        impl<K: AsRef<[u8]>> From<std::ops::$ty<K>> for KeyRange {
+            fn from(range: std::ops::$ty<K>) -> KeyRange {
+                KeyRange::new(range)
+            }
+        }
+    )*};
+}
+
+key_range_from!(Range, RangeInclusive, RangeFrom, RangeTo, RangeToInclusive);
+
+impl From<std::ops::RangeFull> for KeyRange {
+    fn from(_: std::ops::RangeFull) -> KeyRange {
+        KeyRange::all()
+    }
+}
+
+impl<K: AsRef<[u8]>> From<(Bound<K>, Bound<K>)> for KeyRange {
+    fn from(bounds: (Bound<K>, Bound<K>)) -> KeyRange {
+        KeyRange::new::<K, _>((bounds.0.as_ref(), bounds.1.as_ref()))
+    }
+}
+
 impl Default for KeyRange {
     fn default() -> KeyRange {
         KeyRange::all()

@@ -10,14 +10,19 @@
 mod backend;
 mod batch;
 mod coding;
+mod db;
 mod error;
 pub mod fs;
 mod internal_iter;
 mod iterator;
+mod memtable;
+mod merge;
 mod options;
 mod types;
+mod wal;
 
 pub use backend::{KvIter, MemoryBackend, Snapshot, StorageBackend};
+pub use db::{DbSnapshot, DB};
 pub use batch::{BatchIter, BatchOp, WriteBatch};
 pub use error::{Error, Result};
 pub use iterator::{DbIterator, KeyRange, RawIterator};

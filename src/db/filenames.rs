@@ -1,0 +1,67 @@
+//! Names of the files in a database directory.
+
+use std::path::{Path, PathBuf};
+
+/// Name of the lock file.
+pub(crate) const LOCK: &str = "LOCK";
+/// Name of the identity file whose presence marks a database directory.
+pub(crate) const IDENTITY: &str = "IDENTITY";
+
+/// The kinds of file AiDb keeps, parsed from a directory listing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FileType {
+    /// `NNNNNN.log`: a write-ahead log.
+    Log(u64),
+    /// `*.tmp`: a file being written, abandoned if still there at open.
+    Temp,
+    /// `LOCK`.
+    Lock,
+    /// `IDENTITY`.
+    Identity,
+}
+
+pub(crate) fn log_path(dir: &Path, number: u64) -> PathBuf {
+    dir.join(format!("{number:06}.log"))
+}
+
+pub(crate) fn temp_path(dir: &Path, number: u64) -> PathBuf {
+    dir.join(format!("{number:06}.tmp"))
+}
+
+/// Classifies a directory entry; `None` for files AiDb does not own.
+pub(crate) fn parse(name: &str) -> Option<FileType> {
+    match name {
+        LOCK => return Some(FileType::Lock),
+        IDENTITY => return Some(FileType::Identity),
+        _ => {}
+    }
+    let (stem, ext) = name.rsplit_once('.')?;
+    if stem.is_empty() || !stem.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let number = stem.parse().ok()?;
+    match ext {
+        "log" => Some(FileType::Log(number)),
+        "tmp" => Some(FileType::Temp),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        let p = log_path(Path::new("/d"), 42);
+        let name = p.file_name().unwrap().to_str().unwrap();
+        assert_eq!(name, "000042.log");
+        assert_eq!(parse(name), Some(FileType::Log(42)));
+        assert_eq!(parse("12345678.log"), Some(FileType::Log(12345678)));
+        assert_eq!(parse("000001.tmp"), Some(FileType::Temp));
+        assert_eq!(parse("LOCK"), Some(FileType::Lock));
+        assert_eq!(parse("x.log"), None);
+        assert_eq!(parse(".log"), None);
+        assert_eq!(parse("notes.txt"), None);
+    }
+}

@@ -1,0 +1,321 @@
+//! The native engine: [`DB`].
+//!
+//! The code is split by path: `open` (recovery), `write` (group commit and
+//! the log), `read` (point lookups, iterators, snapshots).
+
+mod filenames;
+mod open;
+mod read;
+mod write;
+
+pub use read::DbSnapshot;
+
+use crate::backend::{Snapshot, StorageBackend};
+use crate::batch::WriteBatch;
+use crate::error::{Error, Result};
+use crate::fs::{FileLock, FileSystem};
+use crate::iterator::{DbIterator, KeyRange, RawIterator};
+use crate::memtable::MemTable;
+use crate::options::{Options, WriteOptions};
+use crate::types::SeqNo;
+use parking_lot::{Mutex, RwLock};
+use std::collections::{BTreeMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// What a reader needs to see the database: the memtables, newest first.
+/// Immutable once published; writers publish a new one to change it.
+pub(crate) struct ReadView {
+    /// The memtable taking writes.
+    pub(crate) mem: Arc<MemTable>,
+    /// Frozen memtables, newest first.
+    pub(crate) imms: Vec<Arc<MemTable>>,
+}
+
+/// State shared by the [`DB`] handle, its snapshots and iterators.
+pub(crate) struct DbInner {
+    pub(crate) opts: Options,
+    pub(crate) dir: PathBuf,
+    pub(crate) fs: Arc<dyn FileSystem>,
+    lock: Mutex<Option<Box<dyn FileLock>>>,
+    /// The current read view, replaced (never mutated) by the write path.
+    pub(crate) view: RwLock<Arc<ReadView>>,
+    /// Highest sequence number whose write is fully applied. Readers load it
+    /// *before* the view, so every memtable holding entries up to it is in
+    /// the view they get.
+    pub(crate) visible_seq: AtomicU64,
+    /// Writers waiting to commit; the front one leads the next group.
+    writers: Mutex<VecDeque<Arc<write::Writer>>>,
+    /// The log and sequence counter, used only by the group leader.
+    wal: Mutex<write::WalState>,
+    pub(crate) next_file_number: AtomicU64,
+    /// Sequence numbers of live snapshots, with their counts.
+    pub(crate) snapshots: Mutex<BTreeMap<SeqNo, usize>>,
+    /// The failure that stopped writes, if any.
+    poisoned: Mutex<Option<Arc<Error>>>,
+    closed: AtomicBool,
+}
+
+impl DbInner {
+    pub(crate) fn new_file_number(&self) -> u64 {
+        self.next_file_number.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub(crate) fn current_view(&self) -> (SeqNo, Arc<ReadView>) {
+        let seq = self.visible_seq.load(Ordering::Acquire);
+        let view = self.view.read().clone();
+        (seq, view)
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        Ok(())
+    }
+
+    /// Stops writes after a failure that may have left the log or a file in
+    /// an unknown state. Returns the error to hand to the caller.
+    pub(crate) fn poison(&self, err: Error) -> Error {
+        let mut p = self.poisoned.lock();
+        if p.is_none() {
+            *p = Some(Arc::new(err.duplicate()));
+        }
+        err
+    }
+
+    fn check_writable(&self) -> Result<()> {
+        self.check_open()?;
+        match &*self.poisoned.lock() {
+            Some(cause) => Err(Error::ReadOnly {
+                cause: cause.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    fn close(&self) -> Result<()> {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        // Wait for the group in flight, then make the log durable so a clean
+        // shutdown loses nothing even to a later power cut.
+        let result = {
+            let _queue = self.writers.lock();
+            let mut wal = self.wal.lock();
+            if self.poisoned.lock().is_some() {
+                Ok(())
+            } else {
+                wal.sync()
+            }
+        };
+        self.lock.lock().take();
+        result
+    }
+}
+
+/// A handle to an AiDb database on disk.
+///
+/// `DB` is `Send + Sync`: share it between threads with `Arc<DB>`. Dropping
+/// the last handle closes the database (see [`DB::close`]).
+///
+/// ```
+/// # fn main() -> aidb::Result<()> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// let db = aidb::DB::open(dir.path().join("db"))?;
+/// db.put("hello", "world")?;
+/// assert_eq!(db.get("hello")?, Some(b"world".to_vec()));
+/// db.delete("hello")?;
+/// assert_eq!(db.get("hello")?, None);
+/// # Ok(())
+/// # }
+/// ```
+pub struct DB {
+    inner: Arc<DbInner>,
+}
+
+impl std::fmt::Debug for DB {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DB").field("path", &self.inner.dir).finish()
+    }
+}
+
+impl DB {
+    /// Opens the database at `path` with default [`Options`], creating it if
+    /// needed.
+    ///
+    /// # Errors
+    /// [`Error::Locked`] when another handle has it open,
+    /// [`Error::Io`] when `path` is a file or cannot be created,
+    /// [`Error::Corruption`] when its files are damaged.
+    pub fn open(path: impl AsRef<Path>) -> Result<DB> {
+        DB::open_with(Options::new(path.as_ref()))
+    }
+
+    /// Opens the database at `options.path` with the given options.
+    ///
+    /// # Errors
+    /// As [`DB::open`], plus [`Error::InvalidArgument`] for invalid options,
+    /// [`Error::NotFound`] when the database is missing and
+    /// `create_if_missing` is false, [`Error::AlreadyExists`] when it exists
+    /// and `error_if_exists` is true.
+    pub fn open_with(options: Options) -> Result<DB> {
+        Ok(DB {
+            inner: open::open(options)?,
+        })
+    }
+
+    /// The database directory.
+    pub fn path(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// Sets `key` to `value` (not synced; see [`WriteOptions`]).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] when the key or value is over
+    /// [`MAX_KEY_SIZE`](crate::MAX_KEY_SIZE) /
+    /// [`MAX_VALUE_SIZE`](crate::MAX_VALUE_SIZE); [`Error::ReadOnly`] after
+    /// an earlier write failure; [`Error::Io`] when the log write fails.
+    pub fn put(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<()> {
+        let mut batch = WriteBatch::new();
+        batch.put(key, value);
+        self.write(batch)
+    }
+
+    /// Removes `key`; removing an absent key is not an error.
+    pub fn delete(&self, key: impl AsRef<[u8]>) -> Result<()> {
+        let mut batch = WriteBatch::new();
+        batch.delete(key);
+        self.write(batch)
+    }
+
+    /// Applies `batch` atomically with default [`WriteOptions`].
+    pub fn write(&self, batch: WriteBatch) -> Result<()> {
+        self.write_opt(batch, &WriteOptions::default())
+    }
+
+    /// Applies `batch` atomically. With `options.sync`, the write survives a
+    /// power cut once this returns; without it, a process crash.
+    ///
+    /// ```
+    /// # fn main() -> aidb::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let db = aidb::DB::open(dir.path())?;
+    /// let mut batch = aidb::WriteBatch::new();
+    /// batch.put("from", "90").put("to", "110");
+    /// db.write_opt(batch, &aidb::WriteOptions { sync: true })?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn write_opt(&self, batch: WriteBatch, options: &WriteOptions) -> Result<()> {
+        write::write(&self.inner, batch, options.sync)
+    }
+
+    /// The value of `key`, or `None`.
+    pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Vec<u8>>> {
+        self.inner.check_open()?;
+        let (seq, view) = self.inner.current_view();
+        read::get(&view, key.as_ref(), seq)
+    }
+
+    /// Every pair in ascending key order, as of this call; `.rev()` for
+    /// descending.
+    pub fn iter(&self) -> DbIterator {
+        self.range(..)
+    }
+
+    /// The pairs inside `range` (`"a".."m"`, `b"k"..=b"z"`, `..`), as of
+    /// this call; `.rev()` for descending.
+    ///
+    /// ```
+    /// # fn main() -> aidb::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let db = aidb::DB::open(dir.path())?;
+    /// for k in ["a", "b", "c", "d"] {
+    ///     db.put(k, "")?;
+    /// }
+    /// let keys: Vec<_> = db.range("b"..="c").rev().map(|kv| kv.map(|(k, _)| k)).collect::<Result<_, _>>()?;
+    /// assert_eq!(keys, vec![b"c".to_vec(), b"b".to_vec()]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn range(&self, range: impl Into<KeyRange>) -> DbIterator {
+        DbIterator::new(self.raw_iterator_impl(), range.into())
+    }
+
+    /// The pairs whose key starts with `prefix`, as of this call.
+    pub fn prefix(&self, prefix: impl AsRef<[u8]>) -> DbIterator {
+        self.range(KeyRange::prefix(prefix))
+    }
+
+    /// A consistent read-only view as of this call. It stays valid, and its
+    /// answers never change, until it is dropped.
+    pub fn snapshot(&self) -> DbSnapshot {
+        DbSnapshot::new(self.inner.clone())
+    }
+
+    /// Makes every write so far durable, including unsynced ones: the
+    /// write-ahead log is synced to disk.
+    pub fn flush(&self) -> Result<()> {
+        self.inner.check_writable()?;
+        write::sync_wal(&self.inner)
+    }
+
+    /// Compacts the keys in `range` (`..` for everything). Today this makes
+    /// every write durable, as [`DB::flush`] does: data still lives in
+    /// memtables backed by the log, with nothing to merge.
+    pub fn compact_range(&self, range: impl Into<KeyRange>) -> Result<()> {
+        let _range: KeyRange = range.into();
+        self.flush()
+    }
+
+    /// Closes the database, syncing the log, and reports any error doing so.
+    /// Dropping the handle does the same but ignores errors. Snapshots and
+    /// iterators still alive keep working on the data they already see.
+    pub fn close(self) -> Result<()> {
+        self.inner.close()
+    }
+
+    fn raw_iterator_impl(&self) -> Box<dyn RawIterator> {
+        let (seq, view) = self.inner.current_view();
+        if let Err(e) = self.inner.check_open() {
+            return Box::new(read::FailedIterator(e));
+        }
+        Box::new(read::DbRawIterator::new(view, seq))
+    }
+}
+
+impl Drop for DB {
+    fn drop(&mut self) {
+        let _ = self.inner.close();
+    }
+}
+
+impl StorageBackend for DB {
+    fn put(&self, key: &[u8], value: &[u8]) -> Result<()> {
+        DB::put(self, key, value)
+    }
+
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        DB::get(self, key)
+    }
+
+    fn delete(&self, key: &[u8]) -> Result<()> {
+        DB::delete(self, key)
+    }
+
+    fn write_batch(&self, batch: WriteBatch) -> Result<()> {
+        self.write(batch)
+    }
+
+    fn snapshot(&self) -> Result<Box<dyn Snapshot>> {
+        self.inner.check_open()?;
+        Ok(Box::new(DB::snapshot(self)))
+    }
+
+    fn raw_iterator(&self) -> Box<dyn RawIterator> {
+        self.raw_iterator_impl()
+    }
+}

@@ -1,0 +1,213 @@
+//! The write path: group commit into the write-ahead log, then the memtable.
+//!
+//! Writers queue up; the writer at the front is the leader. It takes the
+//! batches of the writers behind it (up to a size limit), appends them to
+//! the log as one record with one `write`, fsyncs once if any of them asked
+//! for it, applies them to the memtable, and only then publishes their
+//! sequence numbers. Then it wakes the writers it served and hands the lead
+//! to the next one in the queue.
+
+use super::filenames::log_path;
+use super::{DbInner, ReadView};
+use crate::batch::{BatchOp, WriteBatch};
+use crate::error::{Error, IoContext, Result};
+use crate::memtable::MemTable;
+use crate::types::{SeqNo, ValueKind};
+use crate::wal::{LogKind, LogWriter};
+use parking_lot::{Condvar, Mutex};
+use crate::fs::FileSystem;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+/// Largest group a leader assembles, in encoded bytes.
+const MAX_GROUP_BYTES: usize = 1 << 20;
+/// A small first batch only waits for this much company, so that small
+/// writes are not delayed behind big ones.
+const SMALL_GROUP_EXTRA: usize = 128 << 10;
+
+/// The log being written and the last sequence number used.
+pub(crate) struct WalState {
+    pub(crate) writer: LogWriter,
+    pub(crate) number: u64,
+    pub(crate) path: PathBuf,
+    pub(crate) last_seq: SeqNo,
+}
+
+impl WalState {
+    pub(crate) fn sync(&mut self) -> Result<()> {
+        self.writer.sync().ctx(&self.path)
+    }
+}
+
+/// One writer waiting in the queue.
+pub(crate) struct Writer {
+    batch: Mutex<Option<WriteBatch>>,
+    sync: bool,
+    /// Set (under the queue lock) by the leader that served this writer.
+    result: Mutex<Option<Result<()>>>,
+    cv: Condvar,
+}
+
+pub(crate) fn write(inner: &DbInner, batch: WriteBatch, sync: bool) -> Result<()> {
+    batch.check_limits()?;
+    inner.check_writable()?;
+    if batch.is_empty() && !sync {
+        return Ok(());
+    }
+    let me = Arc::new(Writer {
+        batch: Mutex::new(Some(batch)),
+        sync,
+        result: Mutex::new(None),
+        cv: Condvar::new(),
+    });
+    let mut queue = inner.writers.lock();
+    queue.push_back(me.clone());
+    loop {
+        if let Some(result) = me.result.lock().take() {
+            return result;
+        }
+        if queue.front().is_some_and(|w| Arc::ptr_eq(w, &me)) {
+            break;
+        }
+        me.cv.wait(&mut queue);
+    }
+
+    // Leader: take the batches of a prefix of the queue.
+    let mut group_len = 0;
+    let mut bytes = 0;
+    let mut limit = MAX_GROUP_BYTES;
+    let mut any_sync = false;
+    let mut merged: Option<WriteBatch> = None;
+    for w in queue.iter() {
+        let mut slot = w.batch.lock();
+        let size = slot.as_ref().map_or(0, WriteBatch::size_in_bytes);
+        if group_len == 0 {
+            limit = if size <= SMALL_GROUP_EXTRA {
+                size + SMALL_GROUP_EXTRA
+            } else {
+                MAX_GROUP_BYTES
+            };
+        } else if bytes + size > limit {
+            break;
+        }
+        bytes += size;
+        group_len += 1;
+        any_sync |= w.sync;
+        if let Some(b) = slot.take() {
+            match &mut merged {
+                None => merged = Some(b),
+                Some(m) => m.append(&b),
+            }
+        }
+    }
+    drop(queue);
+
+    let result = match inner.check_writable() {
+        Ok(()) => commit_group(inner, merged.unwrap_or_default(), any_sync),
+        Err(e) => Err(e),
+    };
+
+    let mut queue = inner.writers.lock();
+    for _ in 0..group_len {
+        if let Some(w) = queue.pop_front() {
+            let r = match &result {
+                Ok(()) => Ok(()),
+                Err(e) => Err(e.duplicate()),
+            };
+            *w.result.lock() = Some(r);
+            if !Arc::ptr_eq(&w, &me) {
+                w.cv.notify_one();
+            }
+        }
+    }
+    if let Some(next) = queue.front() {
+        next.cv.notify_one();
+    }
+    drop(queue);
+    let mine = me.result.lock().take();
+    mine.unwrap_or(result)
+}
+
+/// Logs and applies one group. Runs only in the leader.
+fn commit_group(inner: &DbInner, mut batch: WriteBatch, sync: bool) -> Result<()> {
+    let mut wal = inner.wal.lock();
+    make_room(inner, &mut wal)?;
+    let count = batch.len() as u64;
+    let first = wal.last_seq + 1;
+    if count > 0 {
+        let record = batch.encode(first);
+        if let Err(e) = wal.writer.add_record(record) {
+            return Err(inner.poison(Error::io(&wal.path, e)));
+        }
+    }
+    if sync {
+        if let Err(e) = wal.writer.sync() {
+            return Err(inner.poison(Error::io(&wal.path, e)));
+        }
+    }
+    if count == 0 {
+        return Ok(());
+    }
+    let mem = inner.view.read().mem.clone();
+    apply(&mem, &batch, first);
+    wal.last_seq = first + count - 1;
+    inner.visible_seq.store(wal.last_seq, Ordering::Release);
+    Ok(())
+}
+
+/// Inserts the operations of `batch` into `mem` with sequence numbers from
+/// `first` on.
+pub(crate) fn apply(mem: &MemTable, batch: &WriteBatch, first: SeqNo) {
+    for (op, seq) in batch.iter().zip(first..) {
+        match op {
+            BatchOp::Put { key, value } => mem.insert(key, seq, ValueKind::Put, value),
+            BatchOp::Delete { key } => mem.insert(key, seq, ValueKind::Delete, b""),
+        }
+    }
+}
+
+/// Freezes the memtable and starts a new log when the memtable is full.
+fn make_room(inner: &DbInner, wal: &mut WalState) -> Result<()> {
+    let view = inner.view.read().clone();
+    if view.mem.approximate_size() < inner.opts.write_buffer_size {
+        return Ok(());
+    }
+    // The old log must be durable before a newer one can hold data, or a
+    // power cut could keep later writes while losing earlier ones.
+    wal.sync().map_err(|e| inner.poison(e))?;
+    let number = inner.new_file_number();
+    let (path, writer) = create_log(&*inner.fs, &inner.dir, number).map_err(|e| inner.poison(e))?;
+    *wal = WalState {
+        writer,
+        number,
+        path,
+        last_seq: wal.last_seq,
+    };
+    let mut imms = Vec::with_capacity(view.imms.len() + 1);
+    imms.push(view.mem.clone());
+    imms.extend(view.imms.iter().cloned());
+    *inner.view.write() = Arc::new(ReadView {
+        mem: Arc::new(MemTable::new(number)),
+        imms,
+    });
+    Ok(())
+}
+
+/// Creates log file `number` and makes its name durable.
+pub(crate) fn create_log(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    number: u64,
+) -> Result<(PathBuf, LogWriter)> {
+    let path = log_path(dir, number);
+    let file = fs.create(&path).ctx(&path)?;
+    let writer = LogWriter::create(file, LogKind::Wal, number).ctx(&path)?;
+    fs.sync_dir(dir).ctx(dir)?;
+    Ok((path, writer))
+}
+
+/// Syncs the current log, waiting for any group in flight.
+pub(crate) fn sync_wal(inner: &DbInner) -> Result<()> {
+    inner.wal.lock().sync().map_err(|e| inner.poison(e))
+}

@@ -1,0 +1,285 @@
+//! The memtable: a concurrent skiplist of internal keys.
+//!
+//! # Thread safety
+//! Any number of readers run concurrently with one writer (the commit-group
+//! leader) and never block on it: the skiplist is lock-free. A reader only
+//! sees entries whose sequence number it asks for, and the engine publishes
+//! a sequence number only after every entry up to it is inserted, so a
+//! half-applied batch is never visible.
+
+use crate::error::Result;
+use crate::internal_iter::InternalIterator;
+use crate::types::{
+    compare_internal_keys, encode_internal_key, parse_internal_key, SeqNo, ValueKind,
+};
+use bytes::Bytes;
+use crossbeam_skiplist::SkipMap;
+use std::borrow::Borrow;
+use std::cmp::Ordering;
+use std::ops::Bound;
+use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
+use std::sync::Arc;
+
+/// An encoded internal key, ordered as internal keys are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct MemKey(Vec<u8>);
+
+/// Unsized view of an encoded internal key, so lookups can borrow.
+#[derive(Debug, PartialEq, Eq)]
+#[repr(transparent)]
+struct KeyRef([u8]);
+
+impl KeyRef {
+    fn new(bytes: &[u8]) -> &KeyRef {
+        // SAFETY: KeyRef is repr(transparent) over [u8], so the layouts and
+        // metadata of &[u8] and &KeyRef are identical.
+        unsafe { &*(bytes as *const [u8] as *const KeyRef) }
+    }
+}
+
+impl Ord for KeyRef {
+    fn cmp(&self, other: &Self) -> Ordering {
+        compare_internal_keys(&self.0, &other.0)
+    }
+}
+
+impl PartialOrd for KeyRef {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Borrow<KeyRef> for MemKey {
+    fn borrow(&self) -> &KeyRef {
+        KeyRef::new(&self.0)
+    }
+}
+
+impl Ord for MemKey {
+    fn cmp(&self, other: &Self) -> Ordering {
+        compare_internal_keys(&self.0, &other.0)
+    }
+}
+
+impl PartialOrd for MemKey {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// Per-entry bookkeeping the skiplist costs beyond key and value bytes
+/// (node, tower pointers, allocation headers), for size accounting.
+const ENTRY_OVERHEAD: usize = 64;
+
+/// A sorted in-memory table of recent writes.
+pub(crate) struct MemTable {
+    map: SkipMap<MemKey, Bytes>,
+    size: AtomicUsize,
+    /// Number of the log file that holds this memtable's writes.
+    log_number: u64,
+}
+
+/// The result of a point lookup in one memtable or table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Lookup {
+    /// The newest visible entry is a value.
+    Found(Bytes),
+    /// The newest visible entry is a tombstone.
+    Deleted,
+    /// No visible entry for the key.
+    Absent,
+}
+
+impl MemTable {
+    pub(crate) fn new(log_number: u64) -> MemTable {
+        MemTable {
+            map: SkipMap::new(),
+            size: AtomicUsize::new(0),
+            log_number,
+        }
+    }
+
+    pub(crate) fn log_number(&self) -> u64 {
+        self.log_number
+    }
+
+    /// Adds an entry. Callers serialise inserts (one writer at a time) and
+    /// never insert the same (key, seq) twice.
+    pub(crate) fn insert(&self, user_key: &[u8], seq: SeqNo, kind: ValueKind, value: &[u8]) {
+        let mut ikey = Vec::with_capacity(user_key.len() + 8);
+        encode_internal_key(&mut ikey, user_key, seq, kind);
+        let charge = ikey.len() + value.len() + ENTRY_OVERHEAD;
+        self.map.insert(MemKey(ikey), Bytes::copy_from_slice(value));
+        self.size.fetch_add(charge, AtomicOrdering::Relaxed);
+    }
+
+    /// The newest entry for `user_key` with sequence number `<= seq`.
+    pub(crate) fn get(&self, user_key: &[u8], seq: SeqNo) -> Lookup {
+        let mut probe = Vec::with_capacity(user_key.len() + 8);
+        encode_internal_key(&mut probe, user_key, seq, ValueKind::SEEK);
+        let Some(entry) = self
+            .map
+            .lower_bound(Bound::Included(KeyRef::new(&probe)))
+        else {
+            return Lookup::Absent;
+        };
+        match parse_internal_key(&entry.key().0) {
+            Some(p) if p.user_key == user_key => match p.kind {
+                ValueKind::Put => Lookup::Found(entry.value().clone()),
+                ValueKind::Delete => Lookup::Deleted,
+            },
+            _ => Lookup::Absent,
+        }
+    }
+
+    /// Approximate memory used, in bytes.
+    pub(crate) fn approximate_size(&self) -> usize {
+        self.size.load(AtomicOrdering::Relaxed)
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// A cursor over every entry.
+    pub(crate) fn iter(self: &Arc<Self>) -> MemTableIterator {
+        MemTableIterator {
+            mem: self.clone(),
+            key: Vec::new(),
+            value: Bytes::new(),
+            valid: false,
+        }
+    }
+}
+
+/// Cursor over a memtable. It keeps a copy of the current entry and finds
+/// its neighbours with a fresh skiplist search, so it holds no reference
+/// into the skiplist and concurrent inserts cannot invalidate it.
+pub(crate) struct MemTableIterator {
+    mem: Arc<MemTable>,
+    key: Vec<u8>,
+    value: Bytes,
+    valid: bool,
+}
+
+impl MemTableIterator {
+    fn set(&mut self, entry: Option<crossbeam_skiplist::map::Entry<'_, MemKey, Bytes>>) {
+        match entry {
+            Some(e) => {
+                self.key.clear();
+                self.key.extend_from_slice(&e.key().0);
+                self.value = e.value().clone();
+                self.valid = true;
+            }
+            None => self.valid = false,
+        }
+    }
+}
+
+impl InternalIterator for MemTableIterator {
+    fn seek_to_first(&mut self) {
+        let mem = self.mem.clone();
+        self.set(mem.map.front());
+    }
+
+    fn seek_to_last(&mut self) {
+        let mem = self.mem.clone();
+        self.set(mem.map.back());
+    }
+
+    fn seek(&mut self, ikey: &[u8]) {
+        let mem = self.mem.clone();
+        self.set(mem.map.lower_bound(Bound::Included(KeyRef::new(ikey))));
+    }
+
+    fn seek_for_prev(&mut self, ikey: &[u8]) {
+        let mem = self.mem.clone();
+        self.set(mem.map.upper_bound(Bound::Included(KeyRef::new(ikey))));
+    }
+
+    fn next(&mut self) {
+        let mem = self.mem.clone();
+        let e = mem.map.lower_bound(Bound::Excluded(KeyRef::new(&self.key)));
+        self.set(e);
+    }
+
+    fn prev(&mut self) {
+        let mem = self.mem.clone();
+        let e = mem.map.upper_bound(Bound::Excluded(KeyRef::new(&self.key)));
+        self.set(e);
+    }
+
+    fn valid(&self) -> bool {
+        self.valid
+    }
+
+    fn key(&self) -> &[u8] {
+        &self.key
+    }
+
+    fn value(&self) -> &[u8] {
+        &self.value
+    }
+
+    fn status(&self) -> Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::user_key;
+
+    #[test]
+    fn get_sees_newest_visible_version() {
+        let m = MemTable::new(1);
+        m.insert(b"k", 1, ValueKind::Put, b"v1");
+        m.insert(b"k", 3, ValueKind::Delete, b"");
+        m.insert(b"k", 5, ValueKind::Put, b"v5");
+        m.insert(b"j", 4, ValueKind::Put, b"j");
+        assert_eq!(m.get(b"k", 0), Lookup::Absent);
+        assert_eq!(m.get(b"k", 1), Lookup::Found(Bytes::from_static(b"v1")));
+        assert_eq!(m.get(b"k", 2), Lookup::Found(Bytes::from_static(b"v1")));
+        assert_eq!(m.get(b"k", 3), Lookup::Deleted);
+        assert_eq!(m.get(b"k", 9), Lookup::Found(Bytes::from_static(b"v5")));
+        assert_eq!(m.get(b"kk", 9), Lookup::Absent);
+        assert_eq!(m.get(b"", 9), Lookup::Absent);
+        assert!(m.approximate_size() > 0);
+    }
+
+    #[test]
+    fn iterator_both_directions() {
+        let m = Arc::new(MemTable::new(1));
+        m.insert(b"b", 2, ValueKind::Put, b"b2");
+        m.insert(b"a", 1, ValueKind::Put, b"a1");
+        m.insert(b"b", 3, ValueKind::Put, b"b3");
+        let mut it = m.iter();
+        it.seek_to_first();
+        let mut fwd = Vec::new();
+        while it.valid() {
+            fwd.push((user_key(it.key()).to_vec(), it.value().to_vec()));
+            it.next();
+        }
+        assert_eq!(
+            fwd,
+            vec![
+                (b"a".to_vec(), b"a1".to_vec()),
+                (b"b".to_vec(), b"b3".to_vec()),
+                (b"b".to_vec(), b"b2".to_vec())
+            ]
+        );
+        it.seek_to_last();
+        assert_eq!(it.value(), b"b2");
+        it.prev();
+        assert_eq!(it.value(), b"b3");
+        it.prev();
+        assert_eq!(it.value(), b"a1");
+        it.prev();
+        assert!(!it.valid());
+    }
+}

@@ -1,0 +1,90 @@
+//! Appends records to a log file.
+
+use super::{
+    encode_file_header, fragment_crc, FragmentType, LogKind, BLOCK_SIZE, HEADER_SIZE,
+};
+use crate::coding::mask_crc;
+use crate::fs::WritableFile;
+use std::io;
+
+/// Writes logical records to a log file.
+///
+/// Each [`add_record`](LogWriter::add_record) hands the whole record, with
+/// all its fragments, to the file system in one `append`, so a crash of the
+/// process leaves either the full record or a torn tail that recovery
+/// recognises.
+pub(crate) struct LogWriter {
+    file: Box<dyn WritableFile>,
+    block_offset: usize,
+    buf: Vec<u8>,
+}
+
+impl LogWriter {
+    /// Starts a new log in an empty file, writing its header record.
+    pub(crate) fn create(
+        file: Box<dyn WritableFile>,
+        kind: LogKind,
+        number: u64,
+    ) -> io::Result<LogWriter> {
+        let mut w = LogWriter {
+            file,
+            block_offset: 0,
+            buf: Vec::new(),
+        };
+        w.add_record(&encode_file_header(kind, number))?;
+        Ok(w)
+    }
+
+    /// Appends one logical record.
+    pub(crate) fn add_record(&mut self, payload: &[u8]) -> io::Result<()> {
+        self.buf.clear();
+        let mut block_offset = self.block_offset;
+        let mut rest = payload;
+        let mut first = true;
+        loop {
+            let left_in_block = BLOCK_SIZE - block_offset;
+            if left_in_block < HEADER_SIZE {
+                self.buf.resize(self.buf.len() + left_in_block, 0);
+                block_offset = 0;
+                continue;
+            }
+            let room = left_in_block - HEADER_SIZE;
+            let take = rest.len().min(room);
+            let last = take == rest.len();
+            let kind = match (first, last) {
+                (true, true) => FragmentType::Full,
+                (true, false) => FragmentType::First,
+                (false, false) => FragmentType::Middle,
+                (false, true) => FragmentType::Last,
+            };
+            let (piece, tail) = rest.split_at(take);
+            let crc = mask_crc(fragment_crc(kind as u8, piece));
+            self.buf.extend_from_slice(&crc.to_le_bytes());
+            self.buf.extend_from_slice(&(take as u16).to_le_bytes());
+            self.buf.push(kind as u8);
+            self.buf.extend_from_slice(piece);
+            block_offset += HEADER_SIZE + take;
+            rest = tail;
+            first = false;
+            if last {
+                break;
+            }
+        }
+        self.file.append(&self.buf)?;
+        self.block_offset = block_offset;
+        if self.buf.capacity() > 4 * BLOCK_SIZE {
+            self.buf = Vec::new();
+        }
+        Ok(())
+    }
+
+    /// Makes every appended record durable.
+    pub(crate) fn sync(&mut self) -> io::Result<()> {
+        self.file.sync()
+    }
+
+    /// Bytes written so far.
+    pub(crate) fn len(&self) -> u64 {
+        self.file.len()
+    }
+}
