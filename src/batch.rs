@@ -181,7 +181,8 @@ impl WriteBatch {
     /// first sequence number and the batch, or a reason for rejecting it.
     pub(crate) fn decode(rep: &[u8]) -> std::result::Result<(SeqNo, WriteBatch), String> {
         let seq = get_u64_le(rep).ok_or("batch shorter than its header")?;
-        let count = get_u32_le(rep.get(8..).unwrap_or(&[])).ok_or("batch shorter than its header")?;
+        let count =
+            get_u32_le(rep.get(8..).unwrap_or(&[])).ok_or("batch shorter than its header")?;
         let mut batch = WriteBatch {
             rep: rep.to_vec(),
             count: 0,
@@ -259,9 +260,15 @@ mod tests {
         assert_eq!(
             ops,
             vec![
-                BatchOp::Put { key: b"k1", value: b"v1" },
+                BatchOp::Put {
+                    key: b"k1",
+                    value: b"v1"
+                },
                 BatchOp::Delete { key: b"k2" },
-                BatchOp::Put { key: b"", value: b"" },
+                BatchOp::Put {
+                    key: b"",
+                    value: b""
+                },
             ]
         );
     }

@@ -328,6 +328,8 @@ mod tests {
         assert!(r.contains(b"c\xff"));
         assert!(!r.contains(b"d"));
         let p = KeyRange::prefix("ab");
-        assert!(p.contains(b"ab") && p.contains(b"abz") && !p.contains(b"ac") && !p.contains(b"aa"));
+        assert!(
+            p.contains(b"ab") && p.contains(b"abz") && !p.contains(b"ac") && !p.contains(b"aa")
+        );
     }
 }

@@ -22,8 +22,8 @@ mod types;
 mod wal;
 
 pub use backend::{KvIter, MemoryBackend, Snapshot, StorageBackend};
-pub use db::{DbSnapshot, DB};
 pub use batch::{BatchIter, BatchOp, WriteBatch};
+pub use db::{DbSnapshot, DB};
 pub use error::{Error, Result};
 pub use iterator::{DbIterator, KeyRange, RawIterator};
 pub use options::{

@@ -117,10 +117,7 @@ impl MemTable {
     pub(crate) fn get(&self, user_key: &[u8], seq: SeqNo) -> Lookup {
         let mut probe = Vec::with_capacity(user_key.len() + 8);
         encode_internal_key(&mut probe, user_key, seq, ValueKind::SEEK);
-        let Some(entry) = self
-            .map
-            .lower_bound(Bound::Included(KeyRef::new(&probe)))
-        else {
+        let Some(entry) = self.map.lower_bound(Bound::Included(KeyRef::new(&probe))) else {
             return Lookup::Absent;
         };
         match parse_internal_key(&entry.key().0) {

@@ -201,7 +201,10 @@ mod tests {
             b.insert(*k, i as u64 + 10, ValueKind::Put, b"");
         }
         let mut it = MergingIterator::new(vec![Box::new(a.iter()), Box::new(b.iter())]);
-        assert_eq!(collect_fwd(&mut it), vec![b"a", b"b", b"c", b"d", b"e", b"f"]);
+        assert_eq!(
+            collect_fwd(&mut it),
+            vec![b"a", b"b", b"c", b"d", b"e", b"f"]
+        );
         let mut probe = Vec::new();
         crate::types::encode_internal_key(&mut probe, b"c", u64::MAX >> 8, ValueKind::Put);
         it.seek(&probe);

@@ -174,7 +174,10 @@ impl std::fmt::Debug for Options {
                 "level0_slowdown_writes_trigger",
                 &self.level0_slowdown_writes_trigger,
             )
-            .field("level0_stop_writes_trigger", &self.level0_stop_writes_trigger)
+            .field(
+                "level0_stop_writes_trigger",
+                &self.level0_stop_writes_trigger,
+            )
             .field("max_bytes_for_level_base", &self.max_bytes_for_level_base)
             .field(
                 "max_bytes_for_level_multiplier",
@@ -259,7 +262,10 @@ impl Options {
             );
         }
         if self.level0_file_num_compaction_trigger == 0 {
-            return bad("level0_file_num_compaction_trigger", "is 0, must be at least 1");
+            return bad(
+                "level0_file_num_compaction_trigger",
+                "is 0, must be at least 1",
+            );
         }
         if self.level0_slowdown_writes_trigger < self.level0_file_num_compaction_trigger {
             return bad(
@@ -282,7 +288,10 @@ impl Options {
         if self.max_bytes_for_level_base < 1024 {
             return bad(
                 "max_bytes_for_level_base",
-                format!("is {}, must be at least 1024", self.max_bytes_for_level_base),
+                format!(
+                    "is {}, must be at least 1024",
+                    self.max_bytes_for_level_base
+                ),
             );
         }
         if !(self.max_bytes_for_level_multiplier > 1.0
@@ -343,19 +352,55 @@ mod tests {
     fn invalid_fields_are_named() {
         let cases: Vec<(Options, &str)> = vec![
             (Options::default(), "path"),
-            (Options { write_buffer_size: 10, ..Options::new("x") }, "write_buffer_size"),
-            (Options { block_size: 0, ..Options::new("x") }, "block_size"),
-            (Options { block_restart_interval: 0, ..Options::new("x") }, "block_restart_interval"),
-            (Options { num_levels: 1, ..Options::new("x") }, "num_levels"),
             (
-                Options { level0_stop_writes_trigger: 5, ..Options::new("x") },
+                Options {
+                    write_buffer_size: 10,
+                    ..Options::new("x")
+                },
+                "write_buffer_size",
+            ),
+            (
+                Options {
+                    block_size: 0,
+                    ..Options::new("x")
+                },
+                "block_size",
+            ),
+            (
+                Options {
+                    block_restart_interval: 0,
+                    ..Options::new("x")
+                },
+                "block_restart_interval",
+            ),
+            (
+                Options {
+                    num_levels: 1,
+                    ..Options::new("x")
+                },
+                "num_levels",
+            ),
+            (
+                Options {
+                    level0_stop_writes_trigger: 5,
+                    ..Options::new("x")
+                },
                 "level0_stop_writes_trigger",
             ),
             (
-                Options { max_bytes_for_level_multiplier: f64::NAN, ..Options::new("x") },
+                Options {
+                    max_bytes_for_level_multiplier: f64::NAN,
+                    ..Options::new("x")
+                },
                 "max_bytes_for_level_multiplier",
             ),
-            (Options { max_background_jobs: 0, ..Options::new("x") }, "max_background_jobs"),
+            (
+                Options {
+                    max_background_jobs: 0,
+                    ..Options::new("x")
+                },
+                "max_background_jobs",
+            ),
         ];
         for (opts, field) in cases {
             match opts.validate() {

@@ -144,7 +144,10 @@ mod tests {
     fn parse_round_trip_and_rejects_bad_kind() {
         let k = ik(b"key", MAX_SEQNO, ValueKind::Delete);
         let p = parse_internal_key(&k).unwrap();
-        assert_eq!((p.user_key, p.seq, p.kind), (&b"key"[..], MAX_SEQNO, ValueKind::Delete));
+        assert_eq!(
+            (p.user_key, p.seq, p.kind),
+            (&b"key"[..], MAX_SEQNO, ValueKind::Delete)
+        );
         let mut bad = k.clone();
         let n = bad.len();
         bad[n - 8] = 7;

@@ -120,7 +120,10 @@ impl RawIterator for MapCursor {
     }
 
     fn seek(&mut self, key: &[u8]) {
-        self.move_to(|m| m.range::<[u8], _>((Bound::Included(key), Bound::Unbounded)).next());
+        self.move_to(|m| {
+            m.range::<[u8], _>((Bound::Included(key), Bound::Unbounded))
+                .next()
+        });
     }
 
     fn seek_for_prev(&mut self, key: &[u8]) {
@@ -153,11 +156,17 @@ impl RawIterator for MapCursor {
     }
 
     fn key(&self) -> &[u8] {
-        self.current.as_ref().map(|(k, _)| k.as_slice()).unwrap_or(&[])
+        self.current
+            .as_ref()
+            .map(|(k, _)| k.as_slice())
+            .unwrap_or(&[])
     }
 
     fn value(&self) -> &[u8] {
-        self.current.as_ref().map(|(_, v)| v.as_slice()).unwrap_or(&[])
+        self.current
+            .as_ref()
+            .map(|(_, v)| v.as_slice())
+            .unwrap_or(&[])
     }
 
     fn status(&self) -> Result<()> {

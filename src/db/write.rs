@@ -11,11 +11,11 @@ use super::filenames::log_path;
 use super::{DbInner, ReadView};
 use crate::batch::{BatchOp, WriteBatch};
 use crate::error::{Error, IoContext, Result};
+use crate::fs::FileSystem;
 use crate::memtable::MemTable;
 use crate::types::{SeqNo, ValueKind};
 use crate::wal::{LogKind, LogWriter};
 use parking_lot::{Condvar, Mutex};
-use crate::fs::FileSystem;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -111,12 +111,12 @@ pub(crate) fn write(inner: &DbInner, batch: WriteBatch, sync: bool) -> Result<()
     let mut queue = inner.writers.lock();
     for _ in 0..group_len {
         if let Some(w) = queue.pop_front() {
-            let r = match &result {
-                Ok(()) => Ok(()),
-                Err(e) => Err(e.duplicate()),
-            };
-            *w.result.lock() = Some(r);
             if !Arc::ptr_eq(&w, &me) {
+                let r = match &result {
+                    Ok(()) => Ok(()),
+                    Err(e) => Err(e.duplicate()),
+                };
+                *w.result.lock() = Some(r);
                 w.cv.notify_one();
             }
         }
@@ -124,9 +124,7 @@ pub(crate) fn write(inner: &DbInner, batch: WriteBatch, sync: bool) -> Result<()
     if let Some(next) = queue.front() {
         next.cv.notify_one();
     }
-    drop(queue);
-    let mine = me.result.lock().take();
-    mine.unwrap_or(result)
+    result
 }
 
 /// Logs and applies one group. Runs only in the leader.

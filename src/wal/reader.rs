@@ -110,7 +110,7 @@ impl<'a> LogReader<'a> {
                     return ReadEvent::TornTail { offset, reason };
                 }
                 Fragment::Bad(reason) => {
-                    self.skip_to_next_block(start);
+                    self.skip_damage(start);
                     return ReadEvent::Corrupt {
                         offset: start as u64,
                         reason,
@@ -136,7 +136,7 @@ impl<'a> LogReader<'a> {
                     (kind, _) => {
                         // Restart at this fragment's block boundary so a
                         // skipping recovery mode can resynchronise.
-                        self.skip_to_next_block(start);
+                        self.skip_damage(start);
                         return ReadEvent::Corrupt {
                             offset: assembled.map_or(start as u64, |(o, _)| o),
                             reason: format!("fragment of type {kind:?} out of sequence"),
@@ -147,18 +147,28 @@ impl<'a> LogReader<'a> {
         }
     }
 
-    fn skip_to_next_block(&mut self, from: usize) {
-        let next = (from / BLOCK_SIZE + 1) * BLOCK_SIZE;
-        self.pos = next.min(self.data.len());
+    /// Resumes after damage at `from`: at the next intact fragment of this
+    /// block, else at the next block.
+    fn skip_damage(&mut self, from: usize) {
+        let next_block = (from / BLOCK_SIZE + 1) * BLOCK_SIZE;
+        self.pos = self
+            .next_valid_fragment(from)
+            .unwrap_or(next_block)
+            .min(self.data.len());
     }
 
-    /// Whether a checksum-valid fragment starts somewhere after the header
-    /// at `start`, where the fragment that follows a damaged one could be:
-    /// within the same block, or at the start of the next one.
+    /// Whether a checksum-valid fragment starts after the one at `start`.
     fn valid_fragment_after(&self, start: usize) -> bool {
+        self.next_valid_fragment(start).is_some()
+    }
+
+    /// Where the first checksum-valid fragment after `start` begins, looking
+    /// where one could follow a damaged fragment: later in the same block,
+    /// or at the start of the next block.
+    fn next_valid_fragment(&self, start: usize) -> Option<usize> {
         let block_end = (start / BLOCK_SIZE + 1) * BLOCK_SIZE;
-        let candidates = (start + HEADER_SIZE + 1..block_end).chain(std::iter::once(block_end));
-        candidates.take_while(|&p| p < self.data.len()).any(|p| {
+        let candidates = (start + 1..block_end).chain(std::iter::once(block_end));
+        candidates.take_while(|&p| p < self.data.len()).find(|&p| {
             let Some(header) = self.data.get(p..p + HEADER_SIZE) else {
                 return false;
             };

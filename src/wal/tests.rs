@@ -62,7 +62,11 @@ fn every_truncation_of_last_record_is_a_torn_tail() {
     let without_last = write_log(&recs[..recs.len() - 1]).len();
     for cut in without_last..full.len() {
         let events = read_all(&full[..cut]);
-        assert_eq!(records(&events), recs[..recs.len() - 1].to_vec(), "cut {cut}");
+        assert_eq!(
+            records(&events),
+            recs[..recs.len() - 1].to_vec(),
+            "cut {cut}"
+        );
         if cut > without_last {
             assert!(
                 matches!(events.last(), Some(ReadEvent::TornTail { .. })),
@@ -96,7 +100,9 @@ fn damage_before_the_end_is_corruption() {
         bad[i] ^= 0x40;
         let events = read_all(&bad);
         assert!(
-            events.iter().any(|e| matches!(e, ReadEvent::Corrupt { offset, .. } if *offset == header_end as u64)),
+            events.iter().any(
+                |e| matches!(e, ReadEvent::Corrupt { offset, .. } if *offset == header_end as u64)
+            ),
             "byte {i}: {events:?}"
         );
         assert!(!records(&events).contains(&b"first".to_vec()));
@@ -132,7 +138,10 @@ fn zero_filled_tail_is_torn_and_bad_header_is_corrupt() {
     ));
     other[..4].copy_from_slice(&crc.to_le_bytes());
     let mut r = LogReader::new(&other, LogKind::Wal);
-    assert!(matches!(r.next_event(), ReadEvent::Corrupt { offset: 0, .. }));
+    assert!(matches!(
+        r.next_event(),
+        ReadEvent::Corrupt { offset: 0, .. }
+    ));
     assert_eq!(r.next_event(), ReadEvent::Eof);
 }
 

@@ -1,8 +1,6 @@
 //! Appends records to a log file.
 
-use super::{
-    encode_file_header, fragment_crc, FragmentType, LogKind, BLOCK_SIZE, HEADER_SIZE,
-};
+use super::{encode_file_header, fragment_crc, FragmentType, LogKind, BLOCK_SIZE, HEADER_SIZE};
 use crate::coding::mask_crc;
 use crate::fs::WritableFile;
 use std::io;

@@ -1,0 +1,243 @@
+//! Write-ahead log recovery: torn tails, damaged records, recovery modes,
+//! power cuts, and I/O errors on the write path.
+
+use aidb::fs::{FaultInjectionFs, FaultKind, FileSystem, FsOp};
+use aidb::{Error, Options, WalRecoveryMode, WriteBatch, WriteOptions, DB};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+fn opts(fs: &FaultInjectionFs, mode: WalRecoveryMode) -> Options {
+    Options {
+        fs: Arc::new(fs.clone()),
+        wal_recovery_mode: mode,
+        ..Options::new("/db")
+    }
+}
+
+fn log_files(fs: &FaultInjectionFs) -> Vec<PathBuf> {
+    let mut logs: Vec<PathBuf> = fs
+        .list(Path::new("/db"))
+        .unwrap()
+        .into_iter()
+        .filter(|n| n.ends_with(".log"))
+        .map(|n| Path::new("/db").join(n))
+        .collect();
+    logs.sort();
+    logs
+}
+
+fn batch(i: u32) -> WriteBatch {
+    let mut b = WriteBatch::new();
+    b.put(format!("a{i}"), format!("value-{i}"));
+    b.put(format!("b{i}"), vec![i as u8; 300]);
+    b
+}
+
+fn check_batches(db: &DB, present: impl Fn(u32) -> bool, n: u32) {
+    for i in 0..n {
+        let a = db.get(format!("a{i}")).unwrap();
+        let b = db.get(format!("b{i}")).unwrap();
+        if present(i) {
+            assert_eq!(a, Some(format!("value-{i}").into_bytes()), "batch {i}");
+            assert_eq!(b, Some(vec![i as u8; 300]), "batch {i}");
+        } else {
+            assert_eq!((a, b), (None, None), "batch {i} must be absent, whole");
+        }
+    }
+}
+
+/// Writes `n` batches to a fresh database and returns its files' contents
+/// together with the log's length before the last batch.
+fn build(n: u32) -> (Vec<(PathBuf, Vec<u8>)>, PathBuf, usize) {
+    let fs = FaultInjectionFs::new();
+    let db = DB::open_with(opts(&fs, WalRecoveryMode::default())).unwrap();
+    for i in 0..n - 1 {
+        db.write(batch(i)).unwrap();
+    }
+    let log = log_files(&fs).pop().unwrap();
+    let before_last = fs.file_size(&log).unwrap() as usize;
+    db.write(batch(n - 1)).unwrap();
+    let files = fs
+        .list(Path::new("/db"))
+        .unwrap()
+        .into_iter()
+        .filter(|n| n != "LOCK")
+        .map(|n| {
+            let p = Path::new("/db").join(n);
+            let data = fs.read_all(&p).unwrap();
+            (p, data)
+        })
+        .collect();
+    drop(db);
+    (files, log, before_last)
+}
+
+/// A new file system holding `files`, with `edit` applied to the log.
+fn restore(
+    files: &[(PathBuf, Vec<u8>)],
+    log: &Path,
+    edit: impl FnOnce(&mut Vec<u8>),
+) -> FaultInjectionFs {
+    let fs = FaultInjectionFs::new();
+    fs.create_dir_all(Path::new("/db")).unwrap();
+    let mut edit = Some(edit);
+    for (p, data) in files {
+        let mut data = data.clone();
+        if p == log {
+            (edit.take().unwrap())(&mut data);
+        }
+        let mut f = fs.create(p).unwrap();
+        f.append(&data).unwrap();
+        f.sync().unwrap();
+    }
+    fs.sync_dir(Path::new("/db")).unwrap();
+    fs
+}
+
+#[test]
+fn log_truncated_anywhere_in_its_last_record_opens_with_earlier_records() {
+    let n = 20;
+    let (files, log, before_last) = build(n);
+    let full_len = files.iter().find(|(p, _)| *p == log).unwrap().1.len();
+    assert!(full_len > before_last);
+    for cut in before_last..full_len {
+        let fs = restore(&files, &log, |d| d.truncate(cut));
+        let db = DB::open_with(opts(&fs, WalRecoveryMode::default()))
+            .unwrap_or_else(|e| panic!("cut at {cut}: {e}"));
+        check_batches(&db, |i| i < n - 1, n);
+        // The database goes on working and keeps new writes.
+        db.put("after", "crash").unwrap();
+        drop(db);
+        let db = DB::open_with(opts(&fs, WalRecoveryMode::default())).unwrap();
+        check_batches(&db, |i| i < n - 1, n);
+        assert_eq!(db.get("after").unwrap(), Some(b"crash".to_vec()));
+    }
+}
+
+#[test]
+fn absolute_consistency_rejects_a_torn_tail() {
+    let (files, log, before_last) = build(5);
+    let fs = restore(&files, &log, |d| d.truncate(before_last + 10));
+    match DB::open_with(opts(&fs, WalRecoveryMode::AbsoluteConsistency)) {
+        Err(Error::Corruption { file, offset, .. }) => {
+            assert_eq!(file, log);
+            assert_eq!(offset, before_last as u64);
+        }
+        other => panic!("expected corruption, got {other:?}"),
+    }
+}
+
+#[test]
+fn flipped_byte_in_an_earlier_record_is_corruption_never_a_wrong_value() {
+    let n = 8;
+    let (files, log, before_last) = build(n);
+    let data_start = 7 + 21; // header record: 7-byte fragment header + 21-byte payload
+    for offset in (data_start..before_last).step_by(7) {
+        let fs = restore(&files, &log, |d| d[offset] ^= 0x20);
+        match DB::open_with(opts(&fs, WalRecoveryMode::default())) {
+            Err(Error::Corruption { file, .. }) => assert_eq!(file, log),
+            Ok(_) => panic!("flip at {offset} went unnoticed"),
+            Err(e) => panic!("flip at {offset}: unexpected error {e}"),
+        }
+        // Skipping mode opens and never returns a wrong value: every batch
+        // is either whole or absent, and the ones after the damage are kept.
+        let fs = restore(&files, &log, |d| d[offset] ^= 0x20);
+        let db = DB::open_with(opts(&fs, WalRecoveryMode::SkipAnyCorruptedRecords)).unwrap();
+        let mut missing = 0;
+        for i in 0..n {
+            let a = db.get(format!("a{i}")).unwrap();
+            let b = db.get(format!("b{i}")).unwrap();
+            match (a, b) {
+                (None, None) => missing += 1,
+                (Some(a), Some(b)) => {
+                    assert_eq!(a, format!("value-{i}").into_bytes());
+                    assert_eq!(b, vec![i as u8; 300]);
+                }
+                other => panic!("batch {i} half present: {other:?}"),
+            }
+        }
+        assert!(missing <= 2, "flip at {offset} lost {missing} batches");
+        assert!(db.get(format!("a{}", n - 1)).unwrap().is_some());
+    }
+}
+
+#[test]
+fn point_in_time_recovery_keeps_the_prefix_before_damage() {
+    let n = 8;
+    let (files, log, _) = build(n);
+    let offset = 7 + 21 + 3; // inside the first batch's fragment header
+    let fs = restore(&files, &log, |d| d[offset] ^= 0x01);
+    let db = DB::open_with(opts(&fs, WalRecoveryMode::PointInTimeRecovery)).unwrap();
+    check_batches(&db, |_| false, n);
+    db.put("new", "write").unwrap();
+    drop(db);
+    // The damage is not replayed again in front of the new write.
+    let db = DB::open_with(opts(&fs, WalRecoveryMode::default())).unwrap();
+    assert_eq!(db.get("new").unwrap(), Some(b"write".to_vec()));
+}
+
+#[test]
+fn power_cut_keeps_synced_writes_and_a_prefix_of_the_rest() {
+    for keep_fraction in [0usize, 1, 2, 3] {
+        let fs = FaultInjectionFs::new();
+        let o = Options {
+            write_buffer_size: 8 << 10, // several logs
+            ..opts(&fs, WalRecoveryMode::default())
+        };
+        let db = DB::open_with(o.clone()).unwrap();
+        let mut synced_upto = 0;
+        for i in 0..200u32 {
+            let sync = i % 17 == 0;
+            db.write_opt(batch(i), &WriteOptions { sync }).unwrap();
+            if sync {
+                synced_upto = i + 1;
+            }
+        }
+        std::mem::forget(db); // the process dies: no clean close
+        fs.power_cut_keeping(|_, unsynced| unsynced * keep_fraction / 4);
+        let db = DB::open_with(o).unwrap();
+        let present: Vec<bool> = (0..200)
+            .map(|i| db.get(format!("a{i}")).unwrap().is_some())
+            .collect();
+        let prefix = present.iter().take_while(|p| **p).count();
+        assert!(prefix >= synced_upto as usize, "lost synced writes");
+        check_batches(&db, |i| (i as usize) < prefix, 200);
+    }
+}
+
+#[test]
+fn log_write_error_is_reported_and_stops_writes_but_not_reads() {
+    let fs = FaultInjectionFs::new();
+    let o = opts(&fs, WalRecoveryMode::default());
+    let db = DB::open_with(o.clone()).unwrap();
+    db.put("before", "1").unwrap();
+    fs.inject(FsOp::Append, FaultKind::Enospc, Some(".log"), 0, Some(1));
+    match db.put("failing", "x") {
+        Err(Error::Io { source, .. }) => assert_eq!(source.raw_os_error(), Some(28)),
+        other => panic!("expected ENOSPC, got {other:?}"),
+    }
+    match db.put("later", "x") {
+        Err(Error::ReadOnly { cause }) => assert!(matches!(*cause, Error::Io { .. })),
+        other => panic!("expected ReadOnly, got {other:?}"),
+    }
+    assert_eq!(db.get("before").unwrap(), Some(b"1".to_vec()));
+    assert_eq!(db.get("failing").unwrap(), None);
+    drop(db);
+    fs.clear_faults();
+    let db = DB::open_with(o).unwrap();
+    assert_eq!(db.get("before").unwrap(), Some(b"1".to_vec()));
+    db.put("later", "ok").unwrap();
+}
+
+#[test]
+fn fsync_error_is_never_retried_silently() {
+    let fs = FaultInjectionFs::new();
+    let db = DB::open_with(opts(&fs, WalRecoveryMode::default())).unwrap();
+    fs.inject(FsOp::Sync, FaultKind::Eio, None, 0, Some(1));
+    assert!(matches!(
+        db.write_opt(batch(1), &WriteOptions { sync: true }),
+        Err(Error::Io { .. })
+    ));
+    assert!(matches!(db.write(batch(2)), Err(Error::ReadOnly { .. })));
+    assert!(matches!(db.flush(), Err(Error::ReadOnly { .. })));
+}
