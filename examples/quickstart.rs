@@ -3,7 +3,9 @@
 //! Run with `cargo run --release --example quickstart [DIR]`.
 
 fn main() -> aidb::Result<()> {
-    let dir = std::env::args().nth(1).unwrap_or_else(|| "quickstart-db".into());
+    let dir = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "quickstart-db".into());
     let db = aidb::DB::open(&dir)?;
 
     db.put("user:1", "alice")?;
@@ -15,7 +17,11 @@ fn main() -> aidb::Result<()> {
 
     for item in db.prefix("user:") {
         let (key, value) = item?;
-        println!("{} => {}", String::from_utf8_lossy(&key), String::from_utf8_lossy(&value));
+        println!(
+            "{} => {}",
+            String::from_utf8_lossy(&key),
+            String::from_utf8_lossy(&value)
+        );
     }
     db.close()?;
     println!("database kept in {dir}/ — run again to see the data survive");

@@ -19,6 +19,7 @@ mod memtable;
 mod merge;
 mod options;
 mod types;
+mod version;
 mod wal;
 
 pub use backend::{KvIter, MemoryBackend, Snapshot, StorageBackend};
