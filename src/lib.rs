@@ -9,6 +9,7 @@
 
 mod backend;
 mod batch;
+mod block_cache;
 mod coding;
 mod db;
 mod error;
@@ -18,6 +19,7 @@ mod iterator;
 mod memtable;
 mod merge;
 mod options;
+mod table;
 mod types;
 mod version;
 mod wal;

@@ -12,8 +12,14 @@ pub(crate) const IDENTITY: &str = "IDENTITY";
 pub(crate) enum FileType {
     /// `NNNNNN.log`: a write-ahead log.
     Log(u64),
+    /// `NNNNNN.sst`: a table file.
+    Table(u64),
     /// `*.tmp`: a file being written, abandoned if still there at open.
     Temp,
+    /// `MANIFEST-NNNNNN`.
+    Manifest(u64),
+    /// `CURRENT`.
+    Current,
     /// `LOCK`.
     Lock,
     /// `IDENTITY`.
@@ -22,6 +28,10 @@ pub(crate) enum FileType {
 
 pub(crate) fn log_path(dir: &Path, number: u64) -> PathBuf {
     dir.join(format!("{number:06}.log"))
+}
+
+pub(crate) fn table_path(dir: &Path, number: u64) -> PathBuf {
+    dir.join(format!("{number:06}.sst"))
 }
 
 pub(crate) fn temp_path(dir: &Path, number: u64) -> PathBuf {
@@ -33,7 +43,14 @@ pub(crate) fn parse(name: &str) -> Option<FileType> {
     match name {
         LOCK => return Some(FileType::Lock),
         IDENTITY => return Some(FileType::Identity),
+        crate::version::CURRENT => return Some(FileType::Current),
         _ => {}
+    }
+    if let Some(n) = name.strip_prefix("MANIFEST-") {
+        if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) {
+            return n.parse().ok().map(FileType::Manifest);
+        }
+        return None;
     }
     let (stem, ext) = name.rsplit_once('.')?;
     if stem.is_empty() || !stem.bytes().all(|b| b.is_ascii_digit()) {
@@ -42,6 +59,7 @@ pub(crate) fn parse(name: &str) -> Option<FileType> {
     let number = stem.parse().ok()?;
     match ext {
         "log" => Some(FileType::Log(number)),
+        "sst" => Some(FileType::Table(number)),
         "tmp" => Some(FileType::Temp),
         _ => None,
     }
@@ -60,6 +78,10 @@ mod tests {
         assert_eq!(parse("12345678.log"), Some(FileType::Log(12345678)));
         assert_eq!(parse("000001.tmp"), Some(FileType::Temp));
         assert_eq!(parse("LOCK"), Some(FileType::Lock));
+        assert_eq!(parse("000007.sst"), Some(FileType::Table(7)));
+        assert_eq!(parse("MANIFEST-000003"), Some(FileType::Manifest(3)));
+        assert_eq!(parse("MANIFEST-"), None);
+        assert_eq!(parse("CURRENT"), Some(FileType::Current));
         assert_eq!(parse("x.log"), None);
         assert_eq!(parse(".log"), None);
         assert_eq!(parse("notes.txt"), None);

@@ -1,14 +1,21 @@
 //! The native engine: [`DB`].
 //!
 //! The code is split by path: `open` (recovery), `write` (group commit and
-//! the log), `read` (point lookups, iterators, snapshots).
+//! the log), `read` (point lookups, iterators, snapshots), `flush` and
+//! `compaction` (run by `background` threads), `stats`.
 
+mod background;
+mod compaction;
 mod filenames;
+mod flush;
 mod open;
 mod read;
+mod stats;
+mod table_cache;
 mod write;
 
 pub use read::DbSnapshot;
+pub use stats::{DbStats, LevelStats};
 
 use crate::backend::{Snapshot, StorageBackend};
 use crate::batch::WriteBatch;
@@ -18,19 +25,27 @@ use crate::iterator::{DbIterator, KeyRange, RawIterator};
 use crate::memtable::MemTable;
 use crate::options::{Options, WriteOptions};
 use crate::types::SeqNo;
+use crate::version::{Version, VersionSet};
+use background::Background;
 use parking_lot::{Mutex, RwLock};
+use stats::Stats;
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use table_cache::TableCache;
 
-/// What a reader needs to see the database: the memtables, newest first.
-/// Immutable once published; writers publish a new one to change it.
+/// What a reader needs to see the database: the memtables, newest first,
+/// and the table files. Immutable once published; the write path, flushes
+/// and compactions publish a new one (under the `view` write lock, reading
+/// the current one there) to change it.
 pub(crate) struct ReadView {
     /// The memtable taking writes.
     pub(crate) mem: Arc<MemTable>,
-    /// Frozen memtables, newest first.
+    /// Frozen memtables waiting for flush, newest first.
     pub(crate) imms: Vec<Arc<MemTable>>,
+    /// The live table files.
+    pub(crate) version: Arc<Version>,
 }
 
 /// State shared by the [`DB`] handle, its snapshots and iterators.
@@ -50,6 +65,15 @@ pub(crate) struct DbInner {
     /// The log and sequence counter, used only by the group leader.
     wal: Mutex<write::WalState>,
     pub(crate) next_file_number: AtomicU64,
+    /// The MANIFEST; one version change at a time.
+    pub(crate) versions: Mutex<VersionSet>,
+    pub(crate) table_cache: Arc<TableCache>,
+    pub(crate) bg: Background,
+    /// Held while a compaction runs: one at a time, background or manual.
+    pub(crate) compaction_lock: Mutex<()>,
+    /// Per level, the largest key of the last file compacted from it.
+    pub(crate) compaction_cursors: Mutex<Vec<Vec<u8>>>,
+    pub(crate) stats: Stats,
     /// Sequence numbers of live snapshots, with their counts.
     pub(crate) snapshots: Mutex<BTreeMap<SeqNo, usize>>,
     /// The failure that stopped writes, if any.
@@ -85,6 +109,36 @@ impl DbInner {
         err
     }
 
+    /// Blocks until `done` holds, re-checking whenever background work
+    /// finishes. Fails when writes have stopped after an error (the state
+    /// may then never be reached) or the database closes.
+    pub(crate) fn wait_for(
+        &self,
+        mut done: impl FnMut(&DbInner, &background::BgState) -> bool,
+    ) -> Result<()> {
+        let mut st = self.bg.lock();
+        loop {
+            if done(self, &st) {
+                return Ok(());
+            }
+            self.check_writable()?;
+            if st.shutdown {
+                return Err(Error::Closed);
+            }
+            self.bg.cv.wait(&mut st);
+        }
+    }
+
+    /// Whether some level is over its size or file-count target.
+    pub(crate) fn compaction_wanted(&self) -> bool {
+        let version = self.view.read().version.clone();
+        compaction::most_urgent(&self.opts, &version).is_some()
+    }
+
+    pub(crate) fn is_poisoned(&self) -> bool {
+        self.poisoned.lock().is_some()
+    }
+
     fn check_writable(&self) -> Result<()> {
         self.check_open()?;
         match &*self.poisoned.lock() {
@@ -99,6 +153,7 @@ impl DbInner {
         if self.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
+        self.bg.stop();
         // Wait for the group in flight, then make the log durable so a clean
         // shutdown loses nothing even to a later power cut.
         let result = {
@@ -217,7 +272,7 @@ impl DB {
     pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Vec<u8>>> {
         self.inner.check_open()?;
         let (seq, view) = self.inner.current_view();
-        read::get(&view, key.as_ref(), seq)
+        read::get(&self.inner, &view, key.as_ref(), seq)
     }
 
     /// Every pair in ascending key order, as of this call; `.rev()` for
@@ -256,19 +311,51 @@ impl DB {
         DbSnapshot::new(self.inner.clone())
     }
 
-    /// Makes every write so far durable, including unsynced ones: the
-    /// write-ahead log is synced to disk.
+    /// Writes every memtable to table files and waits until that is done,
+    /// so that the log files holding their data can be removed. Afterwards
+    /// every write made before the call is durable.
     pub fn flush(&self) -> Result<()> {
         self.inner.check_writable()?;
-        write::sync_wal(&self.inner)
+        write::freeze_memtable(&self.inner)?;
+        self.inner
+            .wait_for(|inner, _| inner.view.read().imms.is_empty())
     }
 
-    /// Compacts the keys in `range` (`..` for everything). Today this makes
-    /// every write durable, as [`DB::flush`] does: data still lives in
-    /// memtables backed by the log, with nothing to merge.
+    /// Compacts the keys in `range` (`..` for everything): flushes the
+    /// memtables, then merges every table file overlapping the range down
+    /// level by level, dropping overwritten values and deleted keys that no
+    /// snapshot can see any more.
+    ///
+    /// ```
+    /// # fn main() -> aidb::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let db = aidb::DB::open(dir.path())?;
+    /// db.put("k", "v")?;
+    /// db.compact_range(..)?;
+    /// db.compact_range("a".."m")?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn compact_range(&self, range: impl Into<KeyRange>) -> Result<()> {
-        let _range: KeyRange = range.into();
-        self.flush()
+        self.flush()?;
+        compaction::compact_range(&self.inner, &range.into())
+    }
+
+    /// Blocks until no flush or compaction is running or needed. Useful in
+    /// tests and benchmarks that want a settled database.
+    pub fn wait_for_idle(&self) -> Result<()> {
+        self.inner.check_open()?;
+        self.inner.wait_for(|inner, st| {
+            !st.flushing
+                && !st.compacting
+                && inner.view.read().imms.is_empty()
+                && !inner.compaction_wanted()
+        })
+    }
+
+    /// Counters and per-level figures kept by the engine.
+    pub fn stats(&self) -> DbStats {
+        stats::collect(&self.inner)
     }
 
     /// Closes the database, syncing the log, and reports any error doing so.
@@ -283,7 +370,7 @@ impl DB {
         if let Err(e) = self.inner.check_open() {
             return Box::new(read::FailedIterator(e));
         }
-        Box::new(read::DbRawIterator::new(view, seq))
+        Box::new(read::DbRawIterator::new(&self.inner, view, seq))
     }
 }
 

@@ -1,28 +1,35 @@
-//! Opening a database: checks, locking, and recovery from the logs.
+//! Opening a database: checks, locking, and recovery.
 //!
-//! Recovery replays every log in file-number order into a memtable, then
-//! checkpoints the recovered state: the newest entry of each key is written
-//! to a fresh log under a temporary name, synced, renamed into place, and
-//! the old logs are removed. So the logs never grow across restarts, and a
-//! log damaged in a way the recovery mode tolerated is never read again
-//! (which would put it in front of newer writes).
+//! Recovery reads `CURRENT` and the MANIFEST it names to learn the live
+//! table files and the oldest live log, replays the logs from there on into
+//! memtables, and writes what they recovered to level-0 tables. Then it
+//! starts a new log and a new MANIFEST that records those tables, points
+//! `CURRENT` at it, and only then removes the old logs, the old MANIFEST and
+//! any file no version references (left by a crash mid-flush or
+//! mid-compaction). A crash at any point of this leaves the previous
+//! MANIFEST and logs in charge.
 
-use super::filenames::{self, log_path, temp_path, FileType, IDENTITY, LOCK};
+use super::background::Background;
+use super::filenames::{self, log_path, table_path, FileType, IDENTITY, LOCK};
+use super::flush::write_table;
+use super::stats::Stats;
+use super::table_cache::TableCache;
 use super::write::{create_log, WalState};
 use super::{DbInner, ReadView};
 use crate::batch::WriteBatch;
+use crate::block_cache::BlockCache;
 use crate::error::{Error, IoContext, Result};
-use crate::fs::EntryKind;
-use crate::internal_iter::InternalIterator;
+use crate::fs::{EntryKind, FileSystem};
 use crate::memtable::MemTable;
 use crate::options::{Options, WalRecoveryMode};
-use crate::types::{parse_internal_key, SeqNo, ValueKind};
-use crate::wal::{LogKind, LogReader, LogWriter, ReadEvent};
+use crate::types::SeqNo;
+use crate::version::{read_current, Deleter, FileMeta, LiveFile, Version, VersionSet, CURRENT};
+use crate::wal::{LogKind, LogReader, ReadEvent};
 use parking_lot::{Mutex, RwLock};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::io;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 pub(crate) fn open(opts: Options) -> Result<Arc<DbInner>> {
@@ -51,99 +58,191 @@ pub(crate) fn open(opts: Options) -> Result<Arc<DbInner>> {
     };
 
     let names = fs.list(&dir).ctx(&dir)?;
-    let exists = names.iter().any(|n| n == IDENTITY);
+    let has = |n: &str| names.iter().any(|x| x == n);
+    let exists = has(IDENTITY) || has(CURRENT);
     if exists && opts.error_if_exists {
         return Err(Error::AlreadyExists { path: dir });
     }
-    if !exists {
-        if !opts.create_if_missing {
-            return Err(Error::NotFound { path: dir });
-        }
-        write_identity(&opts, &dir)?;
+    if !exists && !opts.create_if_missing {
+        return Err(Error::NotFound { path: dir });
     }
 
+    // What the MANIFEST says (or an empty database).
+    let mut levels: Vec<Vec<FileMeta>> = vec![Vec::new(); opts.num_levels];
+    let mut log_floor = 0;
+    let mut next_file: u64 = 1;
+    let mut last_seq: SeqNo = 0;
+    if exists {
+        let state = read_current(&*fs, &dir, opts.num_levels)?;
+        levels = state.levels;
+        log_floor = state.log_number;
+        next_file = state.next_file_number.max(state.manifest_number + 1);
+        last_seq = state.last_sequence;
+    }
     let mut logs = Vec::new();
     for name in &names {
         match filenames::parse(name) {
-            Some(FileType::Log(n)) => logs.push(n),
-            Some(FileType::Temp) => {
-                let p = dir.join(name);
-                fs.remove_file(&p).ctx(&p)?;
+            Some(FileType::Log(n)) => {
+                next_file = next_file.max(n + 1);
+                if n >= log_floor {
+                    logs.push(n);
+                }
+            }
+            Some(FileType::Table(n)) | Some(FileType::Manifest(n)) => {
+                next_file = next_file.max(n + 1)
             }
             _ => {}
         }
     }
     logs.sort_unstable();
-
-    let max_log = logs.last().copied().unwrap_or(0);
-    let checkpoint_number = max_log + 1;
-    let recovered = Arc::new(MemTable::new(checkpoint_number));
-    let mut last_seq: SeqNo = 0;
-    for &number in &logs {
-        if !replay_log(&opts, &dir, number, &recovered, &mut last_seq)? {
-            break;
+    if opts.paranoid_checks {
+        for meta in levels.iter().flatten() {
+            let name = format!("{:06}.sst", meta.number);
+            if !has(&name) {
+                return Err(Error::corruption(
+                    table_path(&dir, meta.number),
+                    0,
+                    "table file listed in the MANIFEST is missing",
+                ));
+            }
         }
     }
 
-    // Carry the recovered writes over into one fresh log, then drop the old
-    // ones.
-    let mut imms = Vec::new();
-    if !recovered.is_empty() {
-        checkpoint(&opts, &dir, checkpoint_number, &recovered)?;
-        imms.push(recovered);
-    }
+    let next_file_number = AtomicU64::new(next_file);
+    let new_number = || next_file_number.fetch_add(1, Ordering::Relaxed);
+
+    // Replay the logs, writing a table whenever a memtable fills up.
+    let mut recovered = Vec::new();
+    let mut mem = Arc::new(MemTable::new(0));
     for &number in &logs {
-        let p = log_path(&dir, number);
-        fs.remove_file(&p).ctx(&p)?;
+        if !replay_log(
+            &opts,
+            number,
+            &mut mem,
+            &mut recovered,
+            &mut last_seq,
+            &new_number,
+        )? {
+            break;
+        }
     }
-    if !logs.is_empty() {
+    if let Some(meta) = flush_recovered(&opts, &mem, &new_number)? {
+        recovered.push(meta);
+    }
+    if !recovered.is_empty() {
         fs.sync_dir(&dir).ctx(&dir)?;
     }
 
-    let log_number = checkpoint_number + 1;
-    let (path, writer) = create_log(&*fs, &dir, log_number)?;
-    Ok(Arc::new(DbInner {
+    let block_cache = (opts.cache_size > 0).then(|| Arc::new(BlockCache::new(opts.cache_size)));
+    let table_cache = Arc::new(TableCache::new(
+        fs.clone(),
+        &dir,
+        block_cache,
+        opts.max_open_files,
+    ));
+    let deleter = make_deleter(fs.clone(), &dir, table_cache.clone());
+    let mut version = Version::empty(opts.num_levels);
+    for (level, files) in levels.into_iter().enumerate() {
+        for meta in files {
+            version.levels[level].push(LiveFile::new(meta, deleter.clone()));
+        }
+    }
+
+    // Record the recovered tables and the new log in a new MANIFEST.
+    let edit = crate::version::VersionEdit {
+        new_files: recovered.into_iter().map(|m| (0, m)).collect(),
+        ..Default::default()
+    };
+    let version = version.apply(&edit, &deleter);
+    let log_number = new_number();
+    let (log_file_path, writer) = create_log(&*fs, &dir, log_number)?;
+    let manifest_number = new_number();
+    let set = VersionSet::create(
+        fs.clone(),
+        &dir,
+        manifest_number,
+        version,
+        log_number,
+        next_file_number.load(Ordering::Relaxed),
+        last_seq,
+        deleter,
+    )?;
+    if !exists {
+        write_identity(&*fs, &dir)?;
+    }
+    let inner = Arc::new(DbInner {
         dir: dir.clone(),
-        fs,
+        fs: fs.clone(),
         lock: Mutex::new(Some(lock)),
         view: RwLock::new(Arc::new(ReadView {
             mem: Arc::new(MemTable::new(log_number)),
-            imms,
+            imms: Vec::new(),
+            version: set.current(),
         })),
         visible_seq: AtomicU64::new(last_seq),
         writers: Mutex::new(VecDeque::new()),
         wal: Mutex::new(WalState {
             writer,
-            number: log_number,
-            path,
+            path: log_file_path,
             last_seq,
         }),
-        next_file_number: AtomicU64::new(log_number + 1),
+        next_file_number,
+        versions: Mutex::new(set),
+        table_cache,
+        bg: Background::default(),
+        compaction_lock: Mutex::new(()),
+        compaction_cursors: Mutex::new(Vec::new()),
+        stats: Stats::default(),
         snapshots: Mutex::new(BTreeMap::new()),
         poisoned: Mutex::new(None),
         closed: AtomicBool::new(false),
         opts,
-    }))
+    });
+    remove_obsolete_files(&inner, log_number, manifest_number)?;
+    Background::start(&inner);
+    Ok(inner)
 }
 
-fn write_identity(opts: &Options, dir: &Path) -> Result<()> {
+fn make_deleter(fs: Arc<dyn FileSystem>, dir: &Path, table_cache: Arc<TableCache>) -> Deleter {
+    let dir = dir.to_path_buf();
+    Arc::new(move |number| {
+        table_cache.evict(number);
+        // A failure leaves an orphan that the next open removes.
+        let _ = fs.remove_file(&table_path(&dir, number));
+    })
+}
+
+fn write_identity(fs: &dyn FileSystem, dir: &Path) -> Result<()> {
     let path = dir.join(IDENTITY);
-    let mut f = opts.fs.create(&path).ctx(&path)?;
+    let mut f = fs.create(&path).ctx(&path)?;
     f.append(b"AiDb database\nformat 1\n").ctx(&path)?;
     f.sync().ctx(&path)?;
-    opts.fs.sync_dir(dir).ctx(dir)
+    fs.sync_dir(dir).ctx(dir)
 }
 
-/// Replays one log into `mem`. Returns false when recovery must stop here
+/// Writes a recovered memtable to a level-0 table.
+fn flush_recovered(
+    opts: &Options,
+    mem: &Arc<MemTable>,
+    new_number: &dyn Fn() -> u64,
+) -> Result<Option<FileMeta>> {
+    if mem.is_empty() {
+        return Ok(None);
+    }
+    write_table(opts, &mut mem.iter(), new_number(), 0)
+}
+
+/// Replays one log. Returns false when recovery must stop here
 /// (point-in-time recovery hit damage).
 fn replay_log(
     opts: &Options,
-    dir: &Path,
     number: u64,
-    mem: &MemTable,
+    mem: &mut Arc<MemTable>,
+    recovered: &mut Vec<FileMeta>,
     last_seq: &mut SeqNo,
+    new_number: &dyn Fn() -> u64,
 ) -> Result<bool> {
-    let path = log_path(dir, number);
+    let path = log_path(&opts.path, number);
     let data = opts.fs.read_all(&path).ctx(&path)?;
     let mut reader = LogReader::new(&data, LogKind::Wal);
     let mode = opts.wal_recovery_mode;
@@ -156,6 +255,12 @@ fn replay_log(
                 super::write::apply(mem, &batch, first);
                 if !batch.is_empty() {
                     *last_seq = (*last_seq).max(first + batch.len() as u64 - 1);
+                }
+                if mem.approximate_size() >= opts.write_buffer_size {
+                    if let Some(meta) = flush_recovered(opts, mem, new_number)? {
+                        recovered.push(meta);
+                    }
+                    *mem = Arc::new(MemTable::new(0));
                 }
             }
             ReadEvent::TornTail { offset, reason } => {
@@ -173,32 +278,28 @@ fn replay_log(
     }
 }
 
-/// Writes the newest entry of every key in `mem` to log `number`, atomically
-/// (temporary file, sync, rename, directory sync).
-fn checkpoint(opts: &Options, dir: &Path, number: u64, mem: &Arc<MemTable>) -> Result<()> {
-    let tmp = temp_path(dir, number);
-    let fs = &opts.fs;
-    let file = fs.create(&tmp).ctx(&tmp)?;
-    let mut w = LogWriter::create(file, LogKind::Wal, number).ctx(&tmp)?;
-    let mut it = mem.iter();
-    it.seek_to_first();
-    let mut prev: Option<Vec<u8>> = None;
-    while it.valid() {
-        if let Some(p) = parse_internal_key(it.key()) {
-            if prev.as_deref() != Some(p.user_key) {
-                let mut b = WriteBatch::new();
-                match p.kind {
-                    ValueKind::Put => b.put(p.user_key, it.value()),
-                    ValueKind::Delete => b.delete(p.user_key),
-                };
-                w.add_record(b.encode(p.seq)).ctx(&tmp)?;
-                prev = Some(p.user_key.to_vec());
-            }
+/// Removes logs older than `log_number`, MANIFESTs other than the live one,
+/// tables in no version, and temporary files.
+fn remove_obsolete_files(inner: &DbInner, log_number: u64, manifest_number: u64) -> Result<()> {
+    let live: HashSet<u64> = inner.view.read().version.file_numbers().collect();
+    let names = inner.fs.list(&inner.dir).ctx(&inner.dir)?;
+    let mut removed = false;
+    for name in names {
+        let obsolete = match filenames::parse(&name) {
+            Some(FileType::Log(n)) => n < log_number,
+            Some(FileType::Manifest(n)) => n != manifest_number,
+            Some(FileType::Table(n)) => !live.contains(&n),
+            Some(FileType::Temp) => true,
+            _ => false,
+        };
+        if obsolete {
+            let p = inner.dir.join(&name);
+            inner.fs.remove_file(&p).ctx(&p)?;
+            removed = true;
         }
-        it.next();
     }
-    w.sync().ctx(&tmp)?;
-    let path = log_path(dir, number);
-    fs.rename(&tmp, &path).ctx(&tmp)?;
-    fs.sync_dir(dir).ctx(dir)
+    if removed {
+        inner.fs.sync_dir(&inner.dir).ctx(&inner.dir)?;
+    }
+    Ok(())
 }

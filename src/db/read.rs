@@ -10,14 +10,32 @@ use crate::merge::MergingIterator;
 use crate::types::{encode_internal_key, parse_internal_key, user_key, SeqNo, ValueKind};
 use std::sync::Arc;
 
-/// The newest value of `key` visible at `seq`: memtables newest first, stop
-/// at the first entry found.
-pub(crate) fn get(view: &ReadView, key: &[u8], seq: SeqNo) -> Result<Option<Vec<u8>>> {
+/// The newest value of `key` visible at `seq`: memtables newest first, then
+/// level-0 files newest first, then one file per deeper level; the first
+/// entry found decides.
+pub(crate) fn get(
+    inner: &DbInner,
+    view: &ReadView,
+    key: &[u8],
+    seq: SeqNo,
+) -> Result<Option<Vec<u8>>> {
     for mem in std::iter::once(&view.mem).chain(view.imms.iter()) {
         match mem.get(key, seq) {
             Lookup::Found(v) => return Ok(Some(v.to_vec())),
             Lookup::Deleted => return Ok(None),
             Lookup::Absent => {}
+        }
+    }
+    let version = &view.version;
+    for level in 0..version.levels.len() {
+        for file in version.files_for_key(level, key) {
+            let table = inner.table_cache.get(&file.meta)?;
+            if let Some((_, kind, value)) = table.get(key, seq)? {
+                return Ok(match kind {
+                    ValueKind::Put => Some(value.to_vec()),
+                    ValueKind::Delete => None,
+                });
+            }
         }
     }
     Ok(None)
@@ -37,7 +55,9 @@ enum Direction {
 /// Moving in reverse, it sits just before every entry of the shown key,
 /// whose value is then kept in `saved_key`/`saved_value`.
 pub(crate) struct DbRawIterator {
-    /// Keeps the memtables (and later files) of the view alive.
+    /// A table that could not be opened: the cursor is unusable.
+    open_error: Option<Error>,
+    /// Keeps the memtables and files of the view alive.
     _view: Arc<ReadView>,
     iter: MergingIterator,
     seq: SeqNo,
@@ -51,13 +71,26 @@ pub(crate) struct DbRawIterator {
 }
 
 impl DbRawIterator {
-    pub(crate) fn new(view: Arc<ReadView>, seq: SeqNo) -> DbRawIterator {
+    /// A cursor over `view` at `seq`. Opening a table file can fail; the
+    /// error is then reported by `status()`.
+    pub(crate) fn new(inner: &DbInner, view: Arc<ReadView>, seq: SeqNo) -> DbRawIterator {
         let mut children: Vec<Box<dyn InternalIterator>> = Vec::new();
         children.push(Box::new(view.mem.iter()));
         for imm in &view.imms {
             children.push(Box::new(imm.iter()));
         }
+        let mut open_error = None;
+        for file in view.version.levels.iter().flatten() {
+            match inner.table_cache.get(&file.meta) {
+                Ok(table) => children.push(Box::new(table.iter())),
+                Err(e) => {
+                    open_error = Some(e);
+                    break;
+                }
+            }
+        }
         DbRawIterator {
+            open_error,
             _view: view,
             iter: MergingIterator::new(children),
             seq,
@@ -149,18 +182,27 @@ impl DbRawIterator {
 
 impl RawIterator for DbRawIterator {
     fn seek_to_first(&mut self) {
+        if self.open_error.is_some() {
+            return;
+        }
         self.direction = Direction::Forward;
         self.iter.seek_to_first();
         self.find_next_user_entry(false);
     }
 
     fn seek_to_last(&mut self) {
+        if self.open_error.is_some() {
+            return;
+        }
         self.direction = Direction::Reverse;
         self.iter.seek_to_last();
         self.find_prev_user_entry();
     }
 
     fn seek(&mut self, key: &[u8]) {
+        if self.open_error.is_some() {
+            return;
+        }
         self.direction = Direction::Forward;
         self.probe.clear();
         encode_internal_key(&mut self.probe, key, self.seq, ValueKind::SEEK);
@@ -169,6 +211,9 @@ impl RawIterator for DbRawIterator {
     }
 
     fn seek_for_prev(&mut self, key: &[u8]) {
+        if self.open_error.is_some() {
+            return;
+        }
         self.direction = Direction::Reverse;
         self.probe.clear();
         // The oldest possible entry of `key` sorts after all its others.
@@ -236,6 +281,9 @@ impl RawIterator for DbRawIterator {
     }
 
     fn status(&self) -> Result<()> {
+        if let Some(e) = &self.open_error {
+            return Err(e.duplicate());
+        }
         if self.corrupt {
             return Err(Error::Corruption {
                 file: Default::default(),
@@ -312,7 +360,7 @@ impl DbSnapshot {
     /// The value of `key` as of the snapshot.
     pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Vec<u8>>> {
         let view = self.inner.view.read().clone();
-        get(&view, key.as_ref(), self.seq)
+        get(&self.inner, &view, key.as_ref(), self.seq)
     }
 
     /// Every pair of the snapshot in ascending key order.
@@ -332,7 +380,7 @@ impl DbSnapshot {
 
     fn raw(&self) -> Box<dyn RawIterator> {
         let view = self.inner.view.read().clone();
-        Box::new(DbRawIterator::new(view, self.seq))
+        Box::new(DbRawIterator::new(&self.inner, view, self.seq))
     }
 }
 

@@ -19,6 +19,7 @@ use parking_lot::{Condvar, Mutex};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Largest group a leader assembles, in encoded bytes.
 const MAX_GROUP_BYTES: usize = 1 << 20;
@@ -29,7 +30,6 @@ const SMALL_GROUP_EXTRA: usize = 128 << 10;
 /// The log being written and the last sequence number used.
 pub(crate) struct WalState {
     pub(crate) writer: LogWriter,
-    pub(crate) number: u64,
     pub(crate) path: PathBuf,
     pub(crate) last_seq: SeqNo,
 }
@@ -149,6 +149,10 @@ fn commit_group(inner: &DbInner, mut batch: WriteBatch, sync: bool) -> Result<()
     }
     let mem = inner.view.read().mem.clone();
     apply(&mem, &batch, first);
+    inner
+        .stats
+        .bytes_written
+        .fetch_add(batch.size_in_bytes() as u64, Ordering::Relaxed);
     wal.last_seq = first + count - 1;
     inner.visible_seq.store(wal.last_seq, Ordering::Release);
     Ok(())
@@ -165,10 +169,52 @@ pub(crate) fn apply(mem: &MemTable, batch: &WriteBatch, first: SeqNo) {
     }
 }
 
-/// Freezes the memtable and starts a new log when the memtable is full.
+/// Freezes the memtable and starts a new log when the memtable is full,
+/// first waiting (stalling the writers queued behind) while too many frozen
+/// memtables or level-0 files wait for background work.
 fn make_room(inner: &DbInner, wal: &mut WalState) -> Result<()> {
-    let view = inner.view.read().clone();
-    if view.mem.approximate_size() < inner.opts.write_buffer_size {
+    let opts = &inner.opts;
+    let mut slowed_down = false;
+    loop {
+        let view = inner.view.read().clone();
+        let l0_files = view.version.levels[0].len();
+        if l0_files >= opts.level0_slowdown_writes_trigger
+            && l0_files < opts.level0_stop_writes_trigger
+            && !slowed_down
+        {
+            // Let compaction catch up a little, once per write, as RocksDB
+            // does, rather than stopping outright.
+            slowed_down = true;
+            let start = Instant::now();
+            inner.bg.notify();
+            std::thread::sleep(Duration::from_millis(1));
+            inner.stats.add_stall(start.elapsed());
+            continue;
+        }
+        let full = view.mem.approximate_size() >= opts.write_buffer_size;
+        let too_many_imms = full && view.imms.len() + 1 >= opts.max_write_buffer_number;
+        let too_many_l0 = l0_files >= opts.level0_stop_writes_trigger;
+        if too_many_imms || too_many_l0 {
+            let start = Instant::now();
+            inner.bg.notify();
+            inner.wait_for(|inner, _| {
+                let v = inner.view.read();
+                v.imms.len() != view.imms.len() || v.version.levels[0].len() != l0_files
+            })?;
+            inner.stats.add_stall(start.elapsed());
+            continue;
+        }
+        if full {
+            rotate(inner, wal)?;
+        }
+        return Ok(());
+    }
+}
+
+/// Freezes the current memtable (if it holds anything) and starts a new log
+/// and memtable; the caller holds the log lock, so no commit is in flight.
+fn rotate(inner: &DbInner, wal: &mut WalState) -> Result<()> {
+    if inner.view.read().mem.is_empty() {
         return Ok(());
     }
     // The old log must be durable before a newer one can hold data, or a
@@ -178,18 +224,29 @@ fn make_room(inner: &DbInner, wal: &mut WalState) -> Result<()> {
     let (path, writer) = create_log(&*inner.fs, &inner.dir, number).map_err(|e| inner.poison(e))?;
     *wal = WalState {
         writer,
-        number,
         path,
         last_seq: wal.last_seq,
     };
-    let mut imms = Vec::with_capacity(view.imms.len() + 1);
-    imms.push(view.mem.clone());
-    imms.extend(view.imms.iter().cloned());
-    *inner.view.write() = Arc::new(ReadView {
-        mem: Arc::new(MemTable::new(number)),
-        imms,
-    });
+    {
+        let mut view = inner.view.write();
+        let mut imms = Vec::with_capacity(view.imms.len() + 1);
+        imms.push(view.mem.clone());
+        imms.extend(view.imms.iter().cloned());
+        *view = Arc::new(ReadView {
+            mem: Arc::new(MemTable::new(number)),
+            imms,
+            version: view.version.clone(),
+        });
+    }
+    inner.bg.notify();
     Ok(())
+}
+
+/// Freezes the memtable now, whatever its size (for `DB::flush`).
+pub(crate) fn freeze_memtable(inner: &DbInner) -> Result<()> {
+    let mut wal = inner.wal.lock();
+    inner.check_writable()?;
+    rotate(inner, &mut wal)
 }
 
 /// Creates log file `number` and makes its name durable.
@@ -203,9 +260,4 @@ pub(crate) fn create_log(
     let writer = LogWriter::create(file, LogKind::Wal, number).ctx(&path)?;
     fs.sync_dir(dir).ctx(dir)?;
     Ok((path, writer))
-}
-
-/// Syncs the current log, waiting for any group in flight.
-pub(crate) fn sync_wal(inner: &DbInner) -> Result<()> {
-    inner.wal.lock().sync().map_err(|e| inner.poison(e))
 }

@@ -16,6 +16,7 @@ use parking_lot::Mutex;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 use std::sync::Arc;
 
 /// The file-system calls that faults can target.
@@ -82,11 +83,25 @@ struct State {
     calls: u64,
     crash_after: Option<u64>,
     counts: HashMap<FsOp, u64>,
+    /// Bumped by every power cut; handles from an earlier epoch belong to
+    /// the machine that lost power and fail every call.
+    epoch: u64,
 }
 
 impl State {
+    fn check_epoch(&self, epoch: u64) -> io::Result<()> {
+        if epoch == self.epoch {
+            Ok(())
+        } else {
+            Err(io::Error::other(
+                "file system handle from before a simulated power cut",
+            ))
+        }
+    }
+
     /// Counts a call and decides whether it fails.
-    fn check(&mut self, op: FsOp, path: &Path) -> io::Result<()> {
+    fn check(&mut self, epoch: u64, op: FsOp, path: &Path) -> io::Result<()> {
+        self.check_epoch(epoch)?;
         self.calls += 1;
         *self.counts.entry(op).or_default() += 1;
         if let Some(limit) = self.crash_after {
@@ -118,15 +133,35 @@ impl State {
 
 /// In-memory, fault-injecting, crash-simulating file system. Cloning gives
 /// another handle to the same files.
-#[derive(Debug, Clone, Default)]
+///
+/// A power cut ends the "machine" that was running: every handle cloned
+/// before it (and every file, lock or reader opened through one) fails all
+/// later calls, so a database that was not closed cannot keep writing into
+/// the state that survived. Only the handle `power_cut` was called on, and
+/// clones made from it afterwards, work on the new state.
+#[derive(Debug, Default)]
 pub struct FaultInjectionFs {
     state: Arc<Mutex<State>>,
+    epoch: AtomicU64,
+}
+
+impl Clone for FaultInjectionFs {
+    fn clone(&self) -> FaultInjectionFs {
+        FaultInjectionFs {
+            state: self.state.clone(),
+            epoch: AtomicU64::new(self.epoch()),
+        }
+    }
 }
 
 impl FaultInjectionFs {
     /// An empty file system.
     pub fn new() -> FaultInjectionFs {
         FaultInjectionFs::default()
+    }
+
+    fn epoch(&self) -> u64 {
+        self.epoch.load(AtomicOrdering::Acquire)
     }
 
     /// Fails every `op` call (whose path contains `path_contains`, if given)
@@ -176,7 +211,8 @@ impl FaultInjectionFs {
 
     /// Simulates a power cut: every unsynced byte and every directory change
     /// not made durable by `sync_dir` is lost. Locks are released and faults
-    /// cleared, as after a reboot.
+    /// cleared, as after a reboot, and every other handle to this file
+    /// system stops working (see the type's documentation).
     pub fn power_cut(&self) {
         self.power_cut_keeping(|_, _| 0);
     }
@@ -186,6 +222,8 @@ impl FaultInjectionFs {
     /// to `unsynced_len`). Models a torn write that reached the disk in part.
     pub fn power_cut_keeping(&self, mut keep: impl FnMut(&Path, usize) -> usize) {
         let mut st = self.state.lock();
+        st.epoch += 1;
+        self.epoch.store(st.epoch, AtomicOrdering::Release);
         st.live = st.durable.clone();
         for (path, node) in &st.live {
             let mut n = node.lock();
@@ -260,13 +298,19 @@ struct FaultWritable {
 
 impl WritableFile for FaultWritable {
     fn append(&mut self, data: &[u8]) -> io::Result<()> {
-        self.fs.state.lock().check(FsOp::Append, &self.path)?;
+        self.fs
+            .state
+            .lock()
+            .check(self.fs.epoch(), FsOp::Append, &self.path)?;
         self.node.lock().data.extend_from_slice(data);
         Ok(())
     }
 
     fn sync(&mut self) -> io::Result<()> {
-        self.fs.state.lock().check(FsOp::Sync, &self.path)?;
+        self.fs
+            .state
+            .lock()
+            .check(self.fs.epoch(), FsOp::Sync, &self.path)?;
         let mut n = self.node.lock();
         n.synced_len = n.data.len();
         Ok(())
@@ -286,7 +330,10 @@ struct FaultReadable {
 
 impl RandomAccessFile for FaultReadable {
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
-        self.fs.state.lock().check(FsOp::Read, &self.path)?;
+        self.fs
+            .state
+            .lock()
+            .check(self.fs.epoch(), FsOp::Read, &self.path)?;
         let n = self.node.lock();
         let end = (self.len as usize).min(n.data.len());
         let start = usize::try_from(offset).unwrap_or(usize::MAX).min(end);
@@ -309,13 +356,18 @@ impl FileLock for FaultLock {}
 
 impl Drop for FaultLock {
     fn drop(&mut self) {
-        self.fs.state.lock().locks.remove(&self.path);
+        let mut st = self.fs.state.lock();
+        // A lock from before a power cut was already released by it.
+        if st.check_epoch(self.fs.epoch()).is_ok() {
+            st.locks.remove(&self.path);
+        }
     }
 }
 
 impl FileSystem for FaultInjectionFs {
     fn create_dir_all(&self, path: &Path) -> io::Result<()> {
         let mut st = self.state.lock();
+        st.check_epoch(self.epoch())?;
         if st.live.contains_key(path) {
             return Err(io::Error::new(
                 io::ErrorKind::AlreadyExists,
@@ -333,7 +385,7 @@ impl FileSystem for FaultInjectionFs {
     fn create(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
         let node = {
             let mut st = self.state.lock();
-            st.check(FsOp::Create, path)?;
+            st.check(self.epoch(), FsOp::Create, path)?;
             Self::require_parent(&st, path)?;
             let node = NodeRef::default();
             st.live.insert(path.to_path_buf(), node.clone());
@@ -347,7 +399,7 @@ impl FileSystem for FaultInjectionFs {
     }
 
     fn open_append(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
-        self.state.lock().check(FsOp::Create, path)?;
+        self.state.lock().check(self.epoch(), FsOp::Create, path)?;
         let node = self.node(path)?;
         Ok(Box::new(FaultWritable {
             fs: self.clone(),
@@ -357,7 +409,7 @@ impl FileSystem for FaultInjectionFs {
     }
 
     fn open(&self, path: &Path) -> io::Result<Arc<dyn RandomAccessFile>> {
-        self.state.lock().check(FsOp::Read, path)?;
+        self.state.lock().check(self.epoch(), FsOp::Read, path)?;
         let node = self.node(path)?;
         let len = node.lock().data.len() as u64;
         Ok(Arc::new(FaultReadable {
@@ -370,7 +422,7 @@ impl FileSystem for FaultInjectionFs {
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         let mut st = self.state.lock();
-        st.check(FsOp::Rename, from)?;
+        st.check(self.epoch(), FsOp::Rename, from)?;
         Self::require_parent(&st, to)?;
         let node = st
             .live
@@ -382,7 +434,7 @@ impl FileSystem for FaultInjectionFs {
 
     fn remove_file(&self, path: &Path) -> io::Result<()> {
         let mut st = self.state.lock();
-        st.check(FsOp::Remove, path)?;
+        st.check(self.epoch(), FsOp::Remove, path)?;
         st.live
             .remove(path)
             .map(|_| ())
@@ -391,6 +443,7 @@ impl FileSystem for FaultInjectionFs {
 
     fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
         let st = self.state.lock();
+        st.check_epoch(self.epoch())?;
         if !st.dirs.contains(dir) {
             return Err(io::Error::new(
                 io::ErrorKind::NotFound,
@@ -407,6 +460,7 @@ impl FileSystem for FaultInjectionFs {
 
     fn kind(&self, path: &Path) -> io::Result<Option<EntryKind>> {
         let st = self.state.lock();
+        st.check_epoch(self.epoch())?;
         Ok(if st.dirs.contains(path) {
             Some(EntryKind::Dir)
         } else if st.live.contains_key(path) {
@@ -418,7 +472,7 @@ impl FileSystem for FaultInjectionFs {
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         let mut st = self.state.lock();
-        st.check(FsOp::SyncDir, dir)?;
+        st.check(self.epoch(), FsOp::SyncDir, dir)?;
         let st = &mut *st;
         st.durable.retain(|p, _| parent_dir(p) != dir);
         for (p, node) in &st.live {
@@ -431,6 +485,7 @@ impl FileSystem for FaultInjectionFs {
 
     fn lock(&self, path: &Path) -> io::Result<Box<dyn FileLock>> {
         let mut st = self.state.lock();
+        st.check_epoch(self.epoch())?;
         Self::require_parent(&st, path)?;
         if !st.locks.insert(path.to_path_buf()) {
             return Err(io::Error::new(
@@ -535,6 +590,19 @@ mod tests {
         f.append(b"a").unwrap();
         assert!(f.append(b"b").is_err());
         assert!(f.sync().is_err());
+    }
+
+    #[test]
+    fn handles_from_before_a_power_cut_are_dead() {
+        let (fs, dir) = fs_with_dir();
+        let old = fs.clone();
+        let mut f = old.create(&dir.join("f")).unwrap();
+        fs.power_cut();
+        assert!(f.append(b"x").is_err());
+        assert!(old.create(&dir.join("g")).is_err());
+        assert!(old.list(&dir).is_err());
+        let new = fs.clone();
+        new.create(&dir.join("g")).unwrap();
     }
 
     #[test]

@@ -10,7 +10,7 @@ mod edit;
 mod set;
 
 pub(crate) use edit::{FileMeta, VersionEdit};
-pub(crate) use set::{RecoveredState, VersionSet};
+pub(crate) use set::{read_current, RecoveredState, VersionSet, CURRENT};
 
 use crate::types::{compare_internal_keys, user_key};
 use std::cmp::Ordering;

@@ -1,0 +1,137 @@
+//! Flush: writing a frozen memtable to a level-0 table file.
+
+use super::filenames::{log_path, table_path};
+use super::{DbInner, ReadView};
+use crate::error::{IoContext, Result};
+use crate::internal_iter::InternalIterator;
+use crate::memtable::MemTable;
+use crate::options::Options;
+use crate::table::{TableBuildOptions, TableBuilder};
+use crate::types::parse_internal_key;
+use crate::version::{FileMeta, VersionEdit};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+/// Table-building options for output at `level`.
+pub(crate) fn build_options(o: &Options, level: usize) -> TableBuildOptions {
+    TableBuildOptions {
+        block_size: o.block_size,
+        restart_interval: o.block_restart_interval,
+        bloom_bits_per_key: o.bloom_bits_per_key,
+        compression: o.compression_for_level(level),
+    }
+}
+
+/// Writes every entry of `iter` (positioned by the caller's first seek) to
+/// table `number`, synced. Returns `None` when there was nothing to write.
+/// The directory is not synced: the caller does it once for all outputs.
+pub(crate) fn write_table(
+    opts: &Options,
+    iter: &mut dyn InternalIterator,
+    number: u64,
+    level: usize,
+) -> Result<Option<FileMeta>> {
+    iter.seek_to_first();
+    if !iter.valid() {
+        iter.status()?;
+        return Ok(None);
+    }
+    let path = table_path(&opts.path, number);
+    let file = opts.fs.create(&path).ctx(&path)?;
+    let mut builder = TableBuilder::new(file, path.clone(), build_options(opts, level));
+    let mut meta = FileMeta {
+        number,
+        size: 0,
+        smallest: iter.key().to_vec(),
+        largest: Vec::new(),
+        smallest_seq: u64::MAX,
+        largest_seq: 0,
+    };
+    while iter.valid() {
+        let key = iter.key();
+        if let Some(p) = parse_internal_key(key) {
+            meta.smallest_seq = meta.smallest_seq.min(p.seq);
+            meta.largest_seq = meta.largest_seq.max(p.seq);
+        }
+        builder.add(key, iter.value())?;
+        meta.largest.clear();
+        meta.largest.extend_from_slice(key);
+        iter.next();
+    }
+    iter.status()?;
+    let props = builder.finish()?;
+    meta.size = props.file_size;
+    Ok(Some(meta))
+}
+
+/// Flushes the oldest frozen memtable, if any. Returns whether it did.
+pub(crate) fn flush_oldest(inner: &DbInner) -> Result<bool> {
+    let imm: Arc<MemTable> = match inner.view.read().imms.last() {
+        Some(m) => m.clone(),
+        None => return Ok(false),
+    };
+    let number = inner.new_file_number();
+    let meta = write_table(&inner.opts, &mut imm.iter(), number, 0)?;
+    inner.fs.sync_dir(&inner.dir).ctx(&inner.dir)?;
+    if let Some(m) = &meta {
+        inner
+            .stats
+            .bytes_flushed
+            .fetch_add(m.size, Ordering::Relaxed);
+        inner.stats.flushes.fetch_add(1, Ordering::Relaxed);
+    }
+
+    let mut versions = inner.versions.lock();
+    // Logs older than the next memtable's are no longer needed.
+    let log_number = {
+        let view = inner.view.read();
+        let pos = view.imms.iter().position(|m| Arc::ptr_eq(m, &imm));
+        match pos {
+            Some(p) if p > 0 => view.imms[p - 1].log_number(),
+            _ => view.mem.log_number(),
+        }
+    };
+    let edit = VersionEdit {
+        log_number: Some(log_number),
+        new_files: meta.into_iter().map(|m| (0, m)).collect(),
+        ..VersionEdit::default()
+    };
+    let version = versions.log_and_apply(
+        edit,
+        inner.next_file_number.load(Ordering::Relaxed),
+        inner.visible_seq.load(Ordering::Acquire),
+        || inner.new_file_number(),
+    )?;
+    {
+        let mut view = inner.view.write();
+        let imms = view
+            .imms
+            .iter()
+            .filter(|m| !Arc::ptr_eq(m, &imm))
+            .cloned()
+            .collect();
+        *view = Arc::new(ReadView {
+            mem: view.mem.clone(),
+            imms,
+            version,
+        });
+    }
+    drop(versions);
+    remove_logs_below(inner, log_number);
+    Ok(true)
+}
+
+/// Removes log files older than `log_number`. Failures only leave files
+/// behind, which the next open removes.
+pub(crate) fn remove_logs_below(inner: &DbInner, log_number: u64) {
+    let Ok(names) = inner.fs.list(&inner.dir) else {
+        return;
+    };
+    for name in names {
+        if let Some(super::filenames::FileType::Log(n)) = super::filenames::parse(&name) {
+            if n < log_number {
+                let _ = inner.fs.remove_file(&log_path(&inner.dir, n));
+            }
+        }
+    }
+}

@@ -1,0 +1,180 @@
+//! Table file framing: block handles, the block trailer, compression and
+//! the footer. See `docs/format.md`, "Table files".
+
+use crate::coding::{get_u32_le, get_u64_le, get_varint64, mask_crc, put_varint64, unmask_crc};
+use crate::options::Compression;
+
+/// Bytes after every block: compression type, then the masked CRC.
+pub(crate) const BLOCK_TRAILER_LEN: usize = 5;
+/// Size of the footer at the end of every table.
+pub(crate) const FOOTER_LEN: usize = 64;
+/// Last 8 bytes of every table file: "AIDBSST\x01" read as a u64 LE.
+pub(crate) const TABLE_MAGIC: u64 = u64::from_le_bytes(*b"AIDBSST\x01");
+/// Version of the table format.
+pub(crate) const TABLE_FORMAT_VERSION: u32 = 1;
+/// Largest block contents a reader accepts, before or after decompression,
+/// so that a damaged length cannot make it allocate without bound.
+pub(crate) const MAX_BLOCK_SIZE: usize = 64 << 20;
+
+/// Compression type byte of a block trailer. Part of the format: never
+/// renumber.
+pub(crate) const NO_COMPRESSION: u8 = 0;
+pub(crate) const LZ4: u8 = 1;
+pub(crate) const SNAPPY: u8 = 2;
+
+/// Where a block lives in the file (contents only, trailer excluded).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct BlockHandle {
+    pub(crate) offset: u64,
+    pub(crate) size: u64,
+}
+
+impl BlockHandle {
+    pub(crate) fn encode_to(&self, dst: &mut Vec<u8>) {
+        put_varint64(dst, self.offset);
+        put_varint64(dst, self.size);
+    }
+
+    pub(crate) fn decode(src: &[u8]) -> Option<BlockHandle> {
+        let (offset, n) = get_varint64(src)?;
+        let (size, _) = get_varint64(src.get(n..)?)?;
+        Some(BlockHandle { offset, size })
+    }
+}
+
+/// Compresses `raw` with `compression`, returning the stored bytes and
+/// their type; keeps the raw bytes when compression saves less than 1/8.
+pub(crate) fn compress(raw: &[u8], compression: Compression) -> (Vec<u8>, u8) {
+    let packed = match compression {
+        Compression::None => None,
+        Compression::Lz4 => Some((lz4_flex::block::compress_prepend_size(raw), LZ4)),
+        Compression::Snappy => snap::raw::Encoder::new()
+            .compress_vec(raw)
+            .ok()
+            .map(|c| (c, SNAPPY)),
+    };
+    match packed {
+        Some((c, kind)) if c.len() < raw.len() - raw.len() / 8 => (c, kind),
+        _ => (raw.to_vec(), NO_COMPRESSION),
+    }
+}
+
+/// Undoes [`compress`]; the error says what is wrong.
+pub(crate) fn decompress(stored: &[u8], kind: u8) -> Result<Vec<u8>, String> {
+    match kind {
+        NO_COMPRESSION => Ok(stored.to_vec()),
+        LZ4 => {
+            let len = get_u32_le(stored).ok_or("lz4 block too short")? as usize;
+            if len > MAX_BLOCK_SIZE {
+                return Err(format!("lz4 block claims {len} bytes"));
+            }
+            lz4_flex::block::decompress_size_prepended(stored)
+                .map_err(|e| format!("lz4 decompression failed: {e}"))
+        }
+        SNAPPY => {
+            let len =
+                snap::raw::decompress_len(stored).map_err(|e| format!("snappy header: {e}"))?;
+            if len > MAX_BLOCK_SIZE {
+                return Err(format!("snappy block claims {len} bytes"));
+            }
+            snap::raw::Decoder::new()
+                .decompress_vec(stored)
+                .map_err(|e| format!("snappy decompression failed: {e}"))
+        }
+        other => Err(format!("unknown compression type {other}")),
+    }
+}
+
+/// The CRC stored in a block trailer: over the stored contents, then the
+/// type byte.
+pub(crate) fn block_crc(contents: &[u8], kind: u8) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    h.update(contents);
+    h.update(&[kind]);
+    mask_crc(h.finalize())
+}
+
+/// Checks a block read with its trailer and returns the uncompressed
+/// contents.
+pub(crate) fn unpack_block(with_trailer: &[u8]) -> Result<Vec<u8>, String> {
+    let split = with_trailer
+        .len()
+        .checked_sub(BLOCK_TRAILER_LEN)
+        .ok_or("block shorter than its trailer")?;
+    let (contents, trailer) = with_trailer.split_at(split);
+    let kind = trailer[0];
+    let stored = get_u32_le(&trailer[1..]).ok_or("short trailer")?;
+    if stored != block_crc(contents, kind) {
+        return Err("block checksum mismatch".into());
+    }
+    decompress(contents, kind)
+}
+
+/// The fixed-size footer.
+///
+/// ```text
+/// index handle  (offset u64 LE, size u64 LE)
+/// filter handle (offset u64 LE, size u64 LE; size 0 = no filter)
+/// properties handle (offset u64 LE, size u64 LE)
+/// format version u32 LE | masked crc32 of the preceding 52 bytes u32 LE | magic u64 LE
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Footer {
+    pub(crate) index: BlockHandle,
+    pub(crate) filter: BlockHandle,
+    pub(crate) properties: BlockHandle,
+}
+
+impl Footer {
+    pub(crate) fn encode(&self) -> [u8; FOOTER_LEN] {
+        let mut out = [0u8; FOOTER_LEN];
+        let fields = [
+            self.index.offset,
+            self.index.size,
+            self.filter.offset,
+            self.filter.size,
+            self.properties.offset,
+            self.properties.size,
+        ];
+        for (i, v) in fields.iter().enumerate() {
+            out[i * 8..i * 8 + 8].copy_from_slice(&v.to_le_bytes());
+        }
+        out[48..52].copy_from_slice(&TABLE_FORMAT_VERSION.to_le_bytes());
+        let crc = mask_crc(crc32fast::hash(&out[..52]));
+        out[52..56].copy_from_slice(&crc.to_le_bytes());
+        out[56..64].copy_from_slice(&TABLE_MAGIC.to_le_bytes());
+        out
+    }
+
+    pub(crate) fn decode(src: &[u8]) -> Result<Footer, String> {
+        if src.len() != FOOTER_LEN {
+            return Err("short footer".into());
+        }
+        if get_u64_le(&src[56..]) != Some(TABLE_MAGIC) {
+            return Err("bad table magic (not an AiDb table)".into());
+        }
+        let stored = get_u32_le(&src[52..]).unwrap_or(0);
+        if unmask_crc(stored) != crc32fast::hash(&src[..52]) {
+            return Err("footer checksum mismatch".into());
+        }
+        let version = get_u32_le(&src[48..]).unwrap_or(0);
+        if version != TABLE_FORMAT_VERSION {
+            return Err(format!("unsupported table format version {version}"));
+        }
+        let f = |i: usize| get_u64_le(&src[i * 8..]).unwrap_or(0);
+        Ok(Footer {
+            index: BlockHandle {
+                offset: f(0),
+                size: f(1),
+            },
+            filter: BlockHandle {
+                offset: f(2),
+                size: f(3),
+            },
+            properties: BlockHandle {
+                offset: f(4),
+                size: f(5),
+            },
+        })
+    }
+}

@@ -1,0 +1,117 @@
+//! Table files (SSTables): immutable, sorted runs of internal keys.
+//!
+//! ```text
+//! +---------------+-----+---------------+--------+------------+-------+--------+
+//! | data block 0  | ... | data block n  | filter | properties | index | footer |
+//! +---------------+-----+---------------+--------+------------+-------+--------+
+//! ```
+//!
+//! Every block is followed by a 5-byte trailer (compression type, masked
+//! CRC-32). The byte-level specification is in `docs/format.md`, "Table
+//! files". Tables know nothing of the engine: they take a file, return
+//! entries, and report damage as `Error::Corruption` with the file's path
+//! and the offset of the damaged block.
+
+mod block;
+mod bloom;
+mod builder;
+mod format;
+mod reader;
+
+pub(crate) use block::{Block, BlockBuilder};
+pub(crate) use builder::{TableBuildOptions, TableBuilder};
+pub(crate) use reader::{BloomStats, Table, TableIterator};
+
+use crate::coding::{get_length_prefixed, get_varint64, put_length_prefixed, put_varint64};
+use crate::options::Compression;
+use crate::types::SeqNo;
+
+/// Facts about a table, stored in its properties block.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct TableProperties {
+    pub(crate) entries: u64,
+    pub(crate) tombstones: u64,
+    pub(crate) data_blocks: u64,
+    /// Data block bytes before compression.
+    pub(crate) raw_data_size: u64,
+    /// Data block bytes as stored.
+    pub(crate) stored_data_size: u64,
+    pub(crate) smallest_seq: SeqNo,
+    pub(crate) largest_seq: SeqNo,
+    /// Seconds since the Unix epoch.
+    pub(crate) creation_time: u64,
+    pub(crate) compression: Compression,
+    pub(crate) smallest_key: Vec<u8>,
+    pub(crate) largest_key: Vec<u8>,
+    /// Size of the whole file (not stored; known from the file).
+    pub(crate) file_size: u64,
+}
+
+fn compression_code(c: Compression) -> u64 {
+    match c {
+        Compression::None => 0,
+        Compression::Lz4 => 1,
+        Compression::Snappy => 2,
+    }
+}
+
+impl TableProperties {
+    /// Varints in a fixed order, then the two keys length-prefixed.
+    fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        for v in [
+            self.entries,
+            self.tombstones,
+            self.data_blocks,
+            self.raw_data_size,
+            self.stored_data_size,
+            self.smallest_seq,
+            self.largest_seq,
+            self.creation_time,
+            compression_code(self.compression),
+        ] {
+            put_varint64(&mut out, v);
+        }
+        put_length_prefixed(&mut out, &self.smallest_key);
+        put_length_prefixed(&mut out, &self.largest_key);
+        out
+    }
+
+    fn decode(mut src: &[u8], file_size: u64) -> Option<TableProperties> {
+        let mut nums = [0u64; 9];
+        for n in &mut nums {
+            let (v, used) = get_varint64(src)?;
+            *n = v;
+            src = &src[used..];
+        }
+        let (smallest, used) = get_length_prefixed(src)?;
+        src = &src[used..];
+        let (largest, used) = get_length_prefixed(src)?;
+        if used != src.len() {
+            return None;
+        }
+        let compression = match nums[8] {
+            0 => Compression::None,
+            1 => Compression::Lz4,
+            2 => Compression::Snappy,
+            _ => return None,
+        };
+        Some(TableProperties {
+            entries: nums[0],
+            tombstones: nums[1],
+            data_blocks: nums[2],
+            raw_data_size: nums[3],
+            stored_data_size: nums[4],
+            smallest_seq: nums[5],
+            largest_seq: nums[6],
+            creation_time: nums[7],
+            compression,
+            smallest_key: smallest.to_vec(),
+            largest_key: largest.to_vec(),
+            file_size,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

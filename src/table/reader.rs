@@ -1,0 +1,402 @@
+//! Reads a table file: point lookups behind the bloom filter, and a
+//! two-way iterator. Blocks are read with positional reads through the
+//! file-system layer (so fault injection reaches them) and kept, decoded,
+//! in the shared block cache.
+
+use super::block::Block;
+use super::bloom;
+use super::format::{unpack_block, BlockHandle, Footer, BLOCK_TRAILER_LEN, FOOTER_LEN};
+use super::TableProperties;
+use crate::block_cache::BlockCache;
+use crate::error::{Error, IoContext, Result};
+use crate::fs::RandomAccessFile;
+use crate::internal_iter::InternalIterator;
+use crate::types::{
+    compare_internal_keys, encode_internal_key, parse_internal_key, SeqNo, ValueKind,
+};
+use bytes::Bytes;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Bloom filter counters shared by the tables of one database.
+#[derive(Debug, Default)]
+pub(crate) struct BloomStats {
+    pub(crate) checks: AtomicU64,
+    pub(crate) useful: AtomicU64,
+}
+
+/// An open table file. Shared between threads.
+pub(crate) struct Table {
+    file: Arc<dyn RandomAccessFile>,
+    path: PathBuf,
+    number: u64,
+    cache: Option<Arc<BlockCache>>,
+    index: Block,
+    /// The data block handles, decoded from the index once.
+    handles: Vec<BlockHandle>,
+    filter: Option<Vec<u8>>,
+    props: TableProperties,
+    bloom_stats: Arc<BloomStats>,
+}
+
+impl Table {
+    /// Opens a table, reading and checking its footer, index, filter and
+    /// properties.
+    pub(crate) fn open(
+        file: Arc<dyn RandomAccessFile>,
+        path: PathBuf,
+        number: u64,
+        cache: Option<Arc<BlockCache>>,
+        bloom_stats: Arc<BloomStats>,
+    ) -> Result<Arc<Table>> {
+        let len = file.len();
+        let corrupt = |offset: u64, reason: String| Error::corruption(&path, offset, reason);
+        let footer_at = len
+            .checked_sub(FOOTER_LEN as u64)
+            .ok_or_else(|| corrupt(0, format!("file of {len} bytes is too short to be a table")))?;
+        let mut footer = [0u8; FOOTER_LEN];
+        file.read_exact_at(footer_at, &mut footer).ctx(&path)?;
+        let footer = Footer::decode(&footer).map_err(|r| corrupt(footer_at, r))?;
+
+        let read = |h: BlockHandle| read_raw_block(&*file, &path, h, footer_at);
+        let index = Block::decode(Bytes::from(read(footer.index)?))
+            .map_err(|r| corrupt(footer.index.offset, format!("index block: {r}")))?;
+        let mut handles = Vec::with_capacity(index.len());
+        let mut next_offset = 0;
+        for i in 0..index.len() {
+            let h = BlockHandle::decode(index.value(i))
+                .filter(|h| h.offset == next_offset)
+                .ok_or_else(|| {
+                    corrupt(
+                        footer.index.offset,
+                        format!("bad handle in index entry {i}"),
+                    )
+                })?;
+            next_offset = h.offset + h.size + BLOCK_TRAILER_LEN as u64;
+            handles.push(h);
+        }
+        let filter = if footer.filter.size == 0 {
+            None
+        } else {
+            Some(read(footer.filter)?)
+        };
+        let props_raw = read(footer.properties)?;
+        let props = TableProperties::decode(&props_raw, len).ok_or_else(|| {
+            corrupt(
+                footer.properties.offset,
+                "malformed properties block".into(),
+            )
+        })?;
+        if props.data_blocks != handles.len() as u64 {
+            return Err(corrupt(
+                footer.properties.offset,
+                "properties and index disagree on the block count".into(),
+            ));
+        }
+        Ok(Arc::new(Table {
+            file,
+            path,
+            number,
+            cache,
+            index,
+            handles,
+            filter,
+            props,
+            bloom_stats,
+        }))
+    }
+
+    pub(crate) fn properties(&self) -> &TableProperties {
+        &self.props
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Whether the bloom filter allows `user_key` (always true without a
+    /// filter).
+    pub(crate) fn may_contain(&self, user_key: &[u8]) -> bool {
+        self.filter
+            .as_ref()
+            .is_none_or(|f| bloom::may_contain(f, bloom::key_hash(user_key)))
+    }
+
+    /// The newest entry for `user_key` with sequence number `<= seq`,
+    /// tombstones included.
+    pub(crate) fn get(
+        &self,
+        user_key: &[u8],
+        seq: SeqNo,
+    ) -> Result<Option<(SeqNo, ValueKind, Bytes)>> {
+        if self.filter.is_some() {
+            self.bloom_stats.checks.fetch_add(1, Ordering::Relaxed);
+            if !self.may_contain(user_key) {
+                self.bloom_stats.useful.fetch_add(1, Ordering::Relaxed);
+                return Ok(None);
+            }
+        }
+        let mut target = Vec::with_capacity(user_key.len() + 8);
+        encode_internal_key(&mut target, user_key, seq, ValueKind::SEEK);
+        let mut b = self.index.seek(&target, compare_internal_keys);
+        while b < self.handles.len() {
+            let block = self.block(b)?;
+            let i = block.seek(&target, compare_internal_keys);
+            if i < block.len() {
+                let p = parse_internal_key(block.key(i)).ok_or_else(|| {
+                    Error::corruption(&self.path, self.handles[b].offset, "malformed internal key")
+                })?;
+                if p.user_key != user_key {
+                    return Ok(None);
+                }
+                return Ok(Some((p.seq, p.kind, block.value_bytes(i))));
+            }
+            // The separator may exceed the block's last key: the entry, if
+            // any, starts the next block.
+            b += 1;
+        }
+        Ok(None)
+    }
+
+    fn block(&self, i: usize) -> Result<Arc<Block>> {
+        let h = self.handles[i];
+        if let Some(cache) = &self.cache {
+            if let Some(b) = cache.get(self.number, h.offset) {
+                return Ok(b);
+            }
+        }
+        let footer_at = self.file.len() - FOOTER_LEN as u64;
+        let raw = read_raw_block(&*self.file, &self.path, h, footer_at)?;
+        let block = Block::decode(Bytes::from(raw))
+            .map_err(|r| Error::corruption(&self.path, h.offset, format!("data block: {r}")))?;
+        let block = Arc::new(block);
+        if let Some(cache) = &self.cache {
+            cache.insert(self.number, h.offset, block.clone());
+        }
+        Ok(block)
+    }
+
+    /// Reads every block and checks every checksum, returning all failures.
+    pub(crate) fn verify(&self) -> Vec<Error> {
+        let footer_at = self.file.len() - FOOTER_LEN as u64;
+        self.handles
+            .iter()
+            .filter_map(|&h| {
+                read_raw_block(&*self.file, &self.path, h, footer_at)
+                    .and_then(|raw| {
+                        Block::decode(Bytes::from(raw)).map_err(|r| {
+                            Error::corruption(&self.path, h.offset, format!("data block: {r}"))
+                        })
+                    })
+                    .err()
+            })
+            .collect()
+    }
+
+    /// A cursor over every entry.
+    pub(crate) fn iter(self: &Arc<Self>) -> TableIterator {
+        TableIterator {
+            table: self.clone(),
+            block: None,
+            block_idx: 0,
+            entry: 0,
+            error: None,
+        }
+    }
+}
+
+/// Reads a block and its trailer, checks the checksum and decompresses.
+fn read_raw_block(
+    file: &dyn RandomAccessFile,
+    path: &Path,
+    h: BlockHandle,
+    limit: u64,
+) -> Result<Vec<u8>> {
+    let end = h
+        .offset
+        .checked_add(h.size)
+        .and_then(|e| e.checked_add(BLOCK_TRAILER_LEN as u64));
+    let len = match end {
+        Some(end) if end <= limit && h.size <= super::format::MAX_BLOCK_SIZE as u64 => {
+            (h.size as usize) + BLOCK_TRAILER_LEN
+        }
+        _ => {
+            return Err(Error::corruption(
+                path,
+                h.offset,
+                format!("block handle ({}, {}) outside the file", h.offset, h.size),
+            ))
+        }
+    };
+    let mut buf = vec![0u8; len];
+    file.read_exact_at(h.offset, &mut buf).ctx(path)?;
+    unpack_block(&buf).map_err(|r| Error::corruption(path, h.offset, r))
+}
+
+/// Two-way cursor over a table.
+pub(crate) struct TableIterator {
+    table: Arc<Table>,
+    block: Option<Arc<Block>>,
+    block_idx: usize,
+    entry: usize,
+    error: Option<Error>,
+}
+
+impl TableIterator {
+    /// Loads block `i`; false (and invalid) on error or past the end.
+    fn load(&mut self, i: usize) -> bool {
+        self.block = None;
+        if i >= self.table.handles.len() {
+            return false;
+        }
+        match self.table.block(i) {
+            Ok(b) => {
+                self.block = Some(b);
+                self.block_idx = i;
+                true
+            }
+            Err(e) => {
+                self.error = Some(e);
+                false
+            }
+        }
+    }
+
+    /// Moves forward over empty blocks until an entry is found.
+    fn settle_forward(&mut self) {
+        while let Some(b) = &self.block {
+            if self.entry < b.len() {
+                return;
+            }
+            let next = self.block_idx + 1;
+            if !self.load(next) {
+                return;
+            }
+            self.entry = 0;
+        }
+    }
+
+    fn current(&self) -> Option<(&Block, usize)> {
+        let b = self.block.as_deref()?;
+        (self.entry < b.len()).then_some((b, self.entry))
+    }
+}
+
+impl InternalIterator for TableIterator {
+    fn seek_to_first(&mut self) {
+        self.error = None;
+        if self.load(0) {
+            self.entry = 0;
+            self.settle_forward();
+        }
+    }
+
+    fn seek_to_last(&mut self) {
+        self.error = None;
+        let n = self.table.handles.len();
+        if n > 0 && self.load(n - 1) {
+            self.entry = self.block.as_ref().map_or(0, |b| b.len().saturating_sub(1));
+        }
+    }
+
+    fn seek(&mut self, ikey: &[u8]) {
+        self.error = None;
+        let i = self.table.index.seek(ikey, compare_internal_keys);
+        if self.load(i) {
+            self.entry = self
+                .block
+                .as_ref()
+                .map_or(0, |b| b.seek(ikey, compare_internal_keys));
+            self.settle_forward();
+        }
+    }
+
+    fn seek_for_prev(&mut self, ikey: &[u8]) {
+        self.error = None;
+        let n = self.table.handles.len();
+        let i = self
+            .table
+            .index
+            .seek(ikey, compare_internal_keys)
+            .min(n.saturating_sub(1));
+        if n == 0 || !self.load(i) {
+            return;
+        }
+        // The first entry > ikey, then one back.
+        let b = self.block.clone();
+        let mut at = b.as_ref().map_or(0, |b| {
+            let first_ge = b.seek(ikey, compare_internal_keys);
+            if first_ge < b.len() && compare_internal_keys(b.key(first_ge), ikey).is_eq() {
+                first_ge + 1
+            } else {
+                first_ge
+            }
+        });
+        let mut idx = i;
+        while at == 0 {
+            if idx == 0 {
+                self.block = None;
+                return;
+            }
+            idx -= 1;
+            if !self.load(idx) {
+                return;
+            }
+            at = self.block.as_ref().map_or(0, |b| b.len());
+        }
+        self.entry = at - 1;
+    }
+
+    fn next(&mut self) {
+        if self.current().is_some() {
+            self.entry += 1;
+            self.settle_forward();
+        }
+    }
+
+    fn prev(&mut self) {
+        if self.current().is_none() {
+            return;
+        }
+        if self.entry > 0 {
+            self.entry -= 1;
+            return;
+        }
+        let mut idx = self.block_idx;
+        loop {
+            if idx == 0 {
+                self.block = None;
+                return;
+            }
+            idx -= 1;
+            if !self.load(idx) {
+                return;
+            }
+            let len = self.block.as_ref().map_or(0, |b| b.len());
+            if len > 0 {
+                self.entry = len - 1;
+                return;
+            }
+        }
+    }
+
+    fn valid(&self) -> bool {
+        self.current().is_some()
+    }
+
+    fn key(&self) -> &[u8] {
+        self.current().map_or(&[][..], |(b, i)| b.key(i))
+    }
+
+    fn value(&self) -> &[u8] {
+        self.current().map_or(&[][..], |(b, i)| b.value(i))
+    }
+
+    fn status(&self) -> Result<()> {
+        match &self.error {
+            None => Ok(()),
+            Some(e) => Err(e.duplicate()),
+        }
+    }
+}

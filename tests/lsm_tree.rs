@@ -1,0 +1,212 @@
+//! Flush, compaction, versions and the MANIFEST, with tiny sizes so that a
+//! few thousand writes exercise many flushes and compactions.
+
+use aidb::fs::{FaultInjectionFs, FileSystem};
+use aidb::{Error, Options, DB};
+use rand::{Rng, SeedableRng};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+fn tiny(path: &Path) -> Options {
+    Options {
+        write_buffer_size: 4 << 10,
+        target_file_size: 8 << 10,
+        max_bytes_for_level_base: 32 << 10,
+        level0_file_num_compaction_trigger: 2,
+        level0_slowdown_writes_trigger: 4,
+        level0_stop_writes_trigger: 8,
+        block_size: 512,
+        ..Options::new(path)
+    }
+}
+
+fn key(i: u32) -> Vec<u8> {
+    format!("key{i:06}").into_bytes()
+}
+
+fn check_all(db: &DB, model: &BTreeMap<Vec<u8>, Vec<u8>>) {
+    for (k, v) in model {
+        assert_eq!(
+            db.get(k).unwrap().as_ref(),
+            Some(v),
+            "key {:?}",
+            String::from_utf8_lossy(k)
+        );
+    }
+    let got: Vec<(Vec<u8>, Vec<u8>)> = db.iter().map(|r| r.unwrap()).collect();
+    let want: Vec<(Vec<u8>, Vec<u8>)> = model.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    assert_eq!(got.len(), want.len());
+    assert!(got == want, "forward scan differs");
+    let mut back: Vec<(Vec<u8>, Vec<u8>)> = db.iter().rev().map(|r| r.unwrap()).collect();
+    back.reverse();
+    assert!(back == want, "reverse scan differs");
+}
+
+#[test]
+fn random_writes_flush_and_compact_into_levels() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let mut model = BTreeMap::new();
+    {
+        let db = DB::open_with(tiny(dir.path())).unwrap();
+        for n in 0..20_000u32 {
+            let k = key(rng.gen_range(0..3000));
+            if n % 10 == 0 {
+                db.delete(&k).unwrap();
+                model.remove(&k);
+            } else {
+                let v = format!("value-{n}-{}", "x".repeat(rng.gen_range(0..60))).into_bytes();
+                db.put(&k, &v).unwrap();
+                model.insert(k, v);
+            }
+        }
+        db.wait_for_idle().unwrap();
+        let stats = db.stats();
+        assert!(stats.flushes > 10, "{stats:?}");
+        assert!(stats.compactions > 0, "{stats:?}");
+        assert!(stats.levels[0].files < 2, "level 0 left over: {stats:?}");
+        for (level, l) in stats.levels.iter().enumerate().skip(1) {
+            if let Some(target) = l.target_bytes {
+                assert!(
+                    l.bytes <= target + (8 << 10) * 2,
+                    "level {level} over target: {stats:?}"
+                );
+            }
+        }
+        check_all(&db, &model);
+    }
+    let db = DB::open_with(tiny(dir.path())).unwrap();
+    check_all(&db, &model);
+}
+
+#[test]
+fn compact_range_drops_garbage() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = DB::open_with(tiny(dir.path())).unwrap();
+    let value = vec![b'v'; 100];
+    for round in 0..5 {
+        for i in 0..2000 {
+            db.put(key(i), [&value[..], &[round as u8]].concat())
+                .unwrap();
+        }
+    }
+    for i in 0..1000 {
+        db.delete(key(i)).unwrap();
+    }
+    db.compact_range(..).unwrap();
+    db.wait_for_idle().unwrap();
+    let stats = db.stats();
+    let live: u64 = stats.levels.iter().map(|l| l.bytes).sum();
+    let logical = 1000 * (9 + 101) as u64;
+    println!("live {live} bytes for {logical} logical bytes: {stats:?}");
+    assert!(
+        live as f64 <= logical as f64 * 1.15 + 4096.0,
+        "live {live} vs logical {logical}"
+    );
+    assert_eq!(db.iter().count(), 1000);
+    assert_eq!(db.get(key(1500)).unwrap().unwrap().last(), Some(&4));
+}
+
+#[test]
+fn snapshots_survive_flushes_and_compactions() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = DB::open_with(tiny(dir.path())).unwrap();
+    for i in 0..500 {
+        db.put(key(i), b"old").unwrap();
+    }
+    let snap = db.snapshot();
+    let iter_before = db.iter();
+    for i in 0..500 {
+        if i % 2 == 0 {
+            db.delete(key(i)).unwrap();
+        } else {
+            db.put(key(i), b"new").unwrap();
+        }
+    }
+    for _ in 0..3 {
+        for i in 500..1500 {
+            db.put(key(i), vec![b'f'; 50]).unwrap();
+        }
+    }
+    db.compact_range(..).unwrap();
+    db.wait_for_idle().unwrap();
+    for i in 0..500 {
+        assert_eq!(snap.get(key(i)).unwrap(), Some(b"old".to_vec()), "key {i}");
+    }
+    assert_eq!(snap.range(key(0)..key(500)).count(), 500);
+    assert_eq!(iter_before.count(), 500);
+    assert_eq!(db.get(key(2)).unwrap(), None);
+    assert_eq!(db.get(key(3)).unwrap(), Some(b"new".to_vec()));
+    drop(snap);
+    db.compact_range(..).unwrap();
+    assert_eq!(db.range(key(0)..key(500)).count(), 250);
+}
+
+#[test]
+fn directory_holds_only_live_files_after_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = DB::open_with(tiny(dir.path())).unwrap();
+        for i in 0..5000 {
+            db.put(key(i % 1200), vec![b'x'; 40]).unwrap();
+        }
+    }
+    let db = DB::open_with(tiny(dir.path())).unwrap();
+    db.wait_for_idle().unwrap();
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    let manifests = names.iter().filter(|n| n.starts_with("MANIFEST-")).count();
+    let logs = names.iter().filter(|n| n.ends_with(".log")).count();
+    let tmps = names.iter().filter(|n| n.ends_with(".tmp")).count();
+    assert_eq!((manifests, logs, tmps), (1, 1, 0), "{names:?}");
+    let tables = names.iter().filter(|n| n.ends_with(".sst")).count();
+    let listed: usize = db.stats().levels.iter().map(|l| l.files).sum();
+    assert_eq!(tables, listed, "{names:?}");
+}
+
+#[test]
+fn damaged_or_missing_current_is_corruption() {
+    let fs = FaultInjectionFs::new();
+    let opts = Options {
+        fs: Arc::new(fs.clone()),
+        ..tiny(Path::new("/db"))
+    };
+    {
+        let db = DB::open_with(opts.clone()).unwrap();
+        for i in 0..2000 {
+            db.put(key(i), b"v").unwrap();
+        }
+        db.flush().unwrap();
+    }
+    let current = Path::new("/db/CURRENT");
+    let saved = fs.read_all(current).unwrap();
+
+    fs.remove_file(current).unwrap();
+    match DB::open_with(opts.clone()) {
+        Err(Error::Corruption { file, .. }) => assert_eq!(file, current),
+        other => panic!("missing CURRENT: {other:?}"),
+    }
+
+    let mut f = fs.create(current).unwrap();
+    f.append(b"MANIFEST-999999\n").unwrap();
+    drop(f);
+    match DB::open_with(opts.clone()) {
+        Err(Error::Corruption { file, .. }) => {
+            assert!(file.to_string_lossy().contains("MANIFEST-999999"))
+        }
+        other => panic!("dangling CURRENT: {other:?}"),
+    }
+
+    let mut f = fs.create(current).unwrap();
+    f.append(&saved).unwrap();
+    drop(f);
+    let manifest = Path::new("/db").join(String::from_utf8(saved).unwrap().trim());
+    fs.corrupt_byte(&manifest, 40, 0x10).unwrap();
+    match DB::open_with(opts) {
+        Err(Error::Corruption { file, .. }) => assert_eq!(file, manifest),
+        other => panic!("damaged MANIFEST: {other:?}"),
+    }
+}
