@@ -159,7 +159,7 @@ enum Position {
 }
 
 /// An iterator over `(key, value)` pairs of a key range, in ascending order,
-/// or descending with [`.rev()`](DoubleEndedIterator::rev). Both ends can be
+/// or descending with [`.rev()`](Iterator::rev). Both ends can be
 /// consumed alternately; they stop where they meet.
 ///
 /// The view is fixed when the iterator is created: later writes are not

@@ -26,7 +26,7 @@ mod wal;
 
 pub use backend::{KvIter, MemoryBackend, Snapshot, StorageBackend};
 pub use batch::{BatchIter, BatchOp, WriteBatch};
-pub use db::{DbSnapshot, DB};
+pub use db::{DbSnapshot, DbStats, LevelStats, DB};
 pub use error::{Error, Result};
 pub use iterator::{DbIterator, KeyRange, RawIterator};
 pub use options::{

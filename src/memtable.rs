@@ -138,10 +138,6 @@ impl MemTable {
         self.map.is_empty()
     }
 
-    pub(crate) fn len(&self) -> usize {
-        self.map.len()
-    }
-
     /// A cursor over every entry.
     pub(crate) fn iter(self: &Arc<Self>) -> MemTableIterator {
         MemTableIterator {

@@ -87,8 +87,7 @@ fn eight_threads_of_synced_writes_share_fsyncs() {
         .map(|t| {
             let db = db.clone();
             std::thread::spawn(move || {
-                let mut batch_opts = WriteOptions::default();
-                batch_opts.sync = true;
+                let batch_opts = WriteOptions { sync: true };
                 for i in 0..PER_THREAD {
                     let mut b = aidb::WriteBatch::new();
                     b.put(format!("t{t}-k{i:04}"), format!("{t}:{i}"));

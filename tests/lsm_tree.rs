@@ -84,7 +84,7 @@ fn random_writes_flush_and_compact_into_levels() {
 fn compact_range_drops_garbage() {
     let dir = tempfile::tempdir().unwrap();
     let db = DB::open_with(tiny(dir.path())).unwrap();
-    let value = vec![b'v'; 100];
+    let value = [b'v'; 100];
     for round in 0..5 {
         for i in 0..2000 {
             db.put(key(i), [&value[..], &[round as u8]].concat())

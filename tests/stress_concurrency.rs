@@ -74,7 +74,7 @@ fn versions_never_go_backwards_and_snapshots_never_change() {
                     assert!(ver >= seen[k], "key {k} went from {} to {ver}", seen[k]);
                     seen[k] = ver;
                 }
-                if round % 200 == 0 {
+                if round.is_multiple_of(200) {
                     let snap = db.snapshot();
                     let first: Vec<Option<Vec<u8>>> = (0..KEYS)
                         .step_by(7)

@@ -34,10 +34,6 @@ pub(crate) fn table_path(dir: &Path, number: u64) -> PathBuf {
     dir.join(format!("{number:06}.sst"))
 }
 
-pub(crate) fn temp_path(dir: &Path, number: u64) -> PathBuf {
-    dir.join(format!("{number:06}.tmp"))
-}
-
 /// Classifies a directory entry; `None` for files AiDb does not own.
 pub(crate) fn parse(name: &str) -> Option<FileType> {
     match name {

@@ -23,7 +23,9 @@ use crate::fs::{EntryKind, FileSystem};
 use crate::memtable::MemTable;
 use crate::options::{Options, WalRecoveryMode};
 use crate::types::SeqNo;
-use crate::version::{read_current, Deleter, FileMeta, LiveFile, Version, VersionSet, CURRENT};
+use crate::version::{
+    read_current, Counters, Deleter, FileMeta, LiveFile, Version, VersionSet, CURRENT,
+};
 use crate::wal::{LogKind, LogReader, ReadEvent};
 use parking_lot::{Mutex, RwLock};
 use std::collections::{BTreeMap, HashSet, VecDeque};
@@ -162,9 +164,11 @@ pub(crate) fn open(opts: Options) -> Result<Arc<DbInner>> {
         &dir,
         manifest_number,
         version,
-        log_number,
-        next_file_number.load(Ordering::Relaxed),
-        last_seq,
+        Counters {
+            log_number,
+            next_file_number: next_file_number.load(Ordering::Relaxed),
+            last_sequence: last_seq,
+        },
         deleter,
     )?;
     if !exists {

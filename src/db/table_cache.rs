@@ -11,6 +11,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+/// A table and the tick it was last used at.
+type OpenTable = (u64, Arc<Table>);
+
 pub(crate) struct TableCache {
     fs: Arc<dyn FileSystem>,
     dir: PathBuf,
@@ -18,7 +21,7 @@ pub(crate) struct TableCache {
     capacity: usize,
     bloom_stats: Arc<BloomStats>,
     /// Open tables with the tick of their last use, for eviction.
-    open: Mutex<(u64, HashMap<u64, (u64, Arc<Table>)>)>,
+    open: Mutex<(u64, HashMap<u64, OpenTable>)>,
 }
 
 impl TableCache {

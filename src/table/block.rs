@@ -69,10 +69,6 @@ impl BlockBuilder {
         self.entries == 0
     }
 
-    pub(crate) fn last_key(&self) -> &[u8] {
-        &self.last_key
-    }
-
     /// Returns the encoded block and resets the builder.
     pub(crate) fn finish(&mut self) -> Vec<u8> {
         let mut out = std::mem::take(&mut self.buf);

@@ -18,9 +18,11 @@ mod builder;
 mod format;
 mod reader;
 
-pub(crate) use block::{Block, BlockBuilder};
+pub(crate) use block::Block;
+#[cfg(test)]
+pub(crate) use block::BlockBuilder;
 pub(crate) use builder::{TableBuildOptions, TableBuilder};
-pub(crate) use reader::{BloomStats, Table, TableIterator};
+pub(crate) use reader::{BloomStats, Table};
 
 use crate::coding::{get_length_prefixed, get_varint64, put_length_prefixed, put_varint64};
 use crate::options::Compression;

@@ -107,12 +107,9 @@ impl Table {
         }))
     }
 
+    #[cfg(test)]
     pub(crate) fn properties(&self) -> &TableProperties {
         &self.props
-    }
-
-    pub(crate) fn path(&self) -> &Path {
-        &self.path
     }
 
     /// Whether the bloom filter allows `user_key` (always true without a
@@ -177,21 +174,35 @@ impl Table {
         Ok(block)
     }
 
-    /// Reads every block and checks every checksum, returning all failures.
+    /// Reads every data block, checking checksums and structure, and that
+    /// the blocks hold as many entries as the properties say. Returns every
+    /// failure found.
     pub(crate) fn verify(&self) -> Vec<Error> {
         let footer_at = self.file.len() - FOOTER_LEN as u64;
-        self.handles
-            .iter()
-            .filter_map(|&h| {
-                read_raw_block(&*self.file, &self.path, h, footer_at)
-                    .and_then(|raw| {
-                        Block::decode(Bytes::from(raw)).map_err(|r| {
-                            Error::corruption(&self.path, h.offset, format!("data block: {r}"))
-                        })
-                    })
-                    .err()
-            })
-            .collect()
+        let mut errors = Vec::new();
+        let mut entries = 0u64;
+        for &h in &self.handles {
+            let block = read_raw_block(&*self.file, &self.path, h, footer_at).and_then(|raw| {
+                Block::decode(Bytes::from(raw)).map_err(|r| {
+                    Error::corruption(&self.path, h.offset, format!("data block: {r}"))
+                })
+            });
+            match block {
+                Ok(b) => entries += b.len() as u64,
+                Err(e) => errors.push(e),
+            }
+        }
+        if errors.is_empty() && entries != self.props.entries {
+            errors.push(Error::corruption(
+                &self.path,
+                0,
+                format!(
+                    "blocks hold {entries} entries, properties say {}",
+                    self.props.entries
+                ),
+            ));
+        }
+        errors
     }
 
     /// A cursor over every entry.

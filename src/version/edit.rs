@@ -58,7 +58,7 @@ pub(crate) struct VersionEdit {
 impl VersionEdit {
     pub(crate) fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();
-        let mut put_u64 = |out: &mut Vec<u8>, tag: u32, v: Option<u64>| {
+        let put_u64 = |out: &mut Vec<u8>, tag: u32, v: Option<u64>| {
             if let Some(v) = v {
                 put_varint32(out, tag);
                 put_varint64(out, v);

@@ -10,7 +10,7 @@ mod edit;
 mod set;
 
 pub(crate) use edit::{FileMeta, VersionEdit};
-pub(crate) use set::{read_current, RecoveredState, VersionSet, CURRENT};
+pub(crate) use set::{read_current, Counters, VersionSet, CURRENT};
 
 use crate::types::{compare_internal_keys, user_key};
 use std::cmp::Ordering;
@@ -111,7 +111,7 @@ impl Version {
     fn sort(&mut self) {
         for (level, files) in self.levels.iter_mut().enumerate() {
             if level == 0 {
-                files.sort_by(|a, b| b.meta.number.cmp(&a.meta.number));
+                files.sort_by_key(|f| std::cmp::Reverse(f.meta.number));
             } else {
                 files.sort_by(|a, b| compare_internal_keys(&a.meta.smallest, &b.meta.smallest));
             }

@@ -25,6 +25,15 @@ pub(crate) fn manifest_name(number: u64) -> String {
     format!("MANIFEST-{number:06}")
 }
 
+/// The counters every MANIFEST snapshot records.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Counters {
+    /// Logs numbered below this hold nothing that is not in a table.
+    pub(crate) log_number: u64,
+    pub(crate) next_file_number: u64,
+    pub(crate) last_sequence: SeqNo,
+}
+
 /// What a MANIFEST said when it was replayed.
 pub(crate) struct RecoveredState {
     pub(crate) levels: Vec<Vec<FileMeta>>,
@@ -141,20 +150,11 @@ impl VersionSet {
         dir: &Path,
         manifest_number: u64,
         version: Version,
-        log_number: u64,
-        next_file_number: u64,
-        last_sequence: SeqNo,
+        counters: Counters,
         deleter: Deleter,
     ) -> Result<VersionSet> {
-        let (manifest, manifest_path) = write_manifest(
-            &*fs,
-            dir,
-            manifest_number,
-            &version,
-            log_number,
-            next_file_number,
-            last_sequence,
-        )?;
+        let (manifest, manifest_path) =
+            write_manifest(&*fs, dir, manifest_number, &version, counters)?;
         Ok(VersionSet {
             fs,
             dir: dir.to_path_buf(),
@@ -162,16 +162,12 @@ impl VersionSet {
             manifest_path,
             current: Arc::new(version),
             deleter,
-            log_number,
+            log_number: counters.log_number,
         })
     }
 
     pub(crate) fn current(&self) -> Arc<Version> {
         self.current.clone()
-    }
-
-    pub(crate) fn deleter(&self) -> &Deleter {
-        &self.deleter
     }
 
     /// Records `edit` durably, then makes the version it produces current.
@@ -193,15 +189,13 @@ impl VersionSet {
         if self.manifest.len() >= MAX_MANIFEST_SIZE {
             let number = new_file_number();
             let old = self.manifest_path.clone();
-            let (manifest, path) = write_manifest(
-                &*self.fs,
-                &self.dir,
-                number,
-                &version,
+            let counters = Counters {
                 log_number,
-                next_file_number.max(number + 1),
+                next_file_number: next_file_number.max(number + 1),
                 last_sequence,
-            )?;
+            };
+            let (manifest, path) =
+                write_manifest(&*self.fs, &self.dir, number, &version, counters)?;
             self.manifest = manifest;
             self.manifest_path = path;
             // The old MANIFEST is unreferenced now; a failure to remove it
@@ -226,17 +220,15 @@ fn write_manifest(
     dir: &Path,
     number: u64,
     version: &Version,
-    log_number: u64,
-    next_file_number: u64,
-    last_sequence: SeqNo,
+    counters: Counters,
 ) -> Result<(LogWriter, PathBuf)> {
     let path = dir.join(manifest_name(number));
     let file = fs.create(&path).ctx(&path)?;
     let mut writer = LogWriter::create(file, LogKind::Manifest, number).ctx(&path)?;
     let snapshot = VersionEdit {
-        log_number: Some(log_number),
-        next_file_number: Some(next_file_number),
-        last_sequence: Some(last_sequence),
+        log_number: Some(counters.log_number),
+        next_file_number: Some(counters.next_file_number),
+        last_sequence: Some(counters.last_sequence),
         deleted_files: Vec::new(),
         new_files: version
             .levels

@@ -187,60 +187,58 @@ impl<'a> LogReader<'a> {
 
     fn read_fragment(&mut self) -> Fragment<'a> {
         let data = self.data;
-        loop {
-            let left_in_block = BLOCK_SIZE - self.pos % BLOCK_SIZE;
-            if left_in_block < HEADER_SIZE {
-                // Block padding.
-                self.pos = (self.pos + left_in_block).min(data.len());
-            }
-            if self.pos >= data.len() {
-                return Fragment::End;
-            }
-            let start = self.pos;
-            let rest = &data[start..];
-            let Some(header) = rest.get(..HEADER_SIZE) else {
-                return Fragment::Torn("log ends inside a fragment header".into());
-            };
-            let stored_crc = get_u32_le(header).unwrap_or(0);
-            let len = u16::from_le_bytes([header[4], header[5]]) as usize;
-            let type_byte = header[6];
-            if stored_crc == 0 && len == 0 && type_byte == 0 {
-                // Zeroes where a fragment should be: a file extended by the
-                // file system but never written (crash after growing it).
-                if rest.iter().all(|&b| b == 0) {
-                    return Fragment::Torn("zero-filled tail".into());
-                }
-                return Fragment::Bad("zeroed fragment header before end of log".into());
-            }
-            if HEADER_SIZE + len > left_in_block {
-                // The writer never produces this, torn or not.
-                return Fragment::Bad(format!("fragment of {len} bytes crosses a block boundary"));
-            }
-            let end = start + HEADER_SIZE + len;
-            let Some(payload) = data.get(start + HEADER_SIZE..end) else {
-                // Either the write was cut short, or the length field is
-                // damaged. Only damage can leave an intact fragment after it.
-                if self.valid_fragment_after(start) {
-                    return Fragment::Bad("fragment length points past the end of the log".into());
-                }
-                return Fragment::Torn("log ends inside a fragment".into());
-            };
-            let is_last = end == data.len();
-            let damaged = |reason: String| {
-                if is_last {
-                    Fragment::Torn(reason)
-                } else {
-                    Fragment::Bad(reason)
-                }
-            };
-            if unmask_crc(stored_crc) != fragment_crc(type_byte, payload) {
-                return damaged("fragment checksum mismatch".into());
-            }
-            let Ok(kind) = FragmentType::try_from(type_byte) else {
-                return damaged(format!("unknown fragment type {type_byte}"));
-            };
-            self.pos = end;
-            return Fragment::Ok { kind, payload };
+        if BLOCK_SIZE - self.pos % BLOCK_SIZE < HEADER_SIZE {
+            // Block padding: the fragment starts at the next block.
+            self.pos = (self.pos / BLOCK_SIZE + 1) * BLOCK_SIZE;
         }
+        let left_in_block = BLOCK_SIZE - self.pos % BLOCK_SIZE;
+        if self.pos >= data.len() {
+            return Fragment::End;
+        }
+        let start = self.pos;
+        let rest = &data[start..];
+        let Some(header) = rest.get(..HEADER_SIZE) else {
+            return Fragment::Torn("log ends inside a fragment header".into());
+        };
+        let stored_crc = get_u32_le(header).unwrap_or(0);
+        let len = u16::from_le_bytes([header[4], header[5]]) as usize;
+        let type_byte = header[6];
+        if stored_crc == 0 && len == 0 && type_byte == 0 {
+            // Zeroes where a fragment should be: a file extended by the
+            // file system but never written (crash after growing it).
+            if rest.iter().all(|&b| b == 0) {
+                return Fragment::Torn("zero-filled tail".into());
+            }
+            return Fragment::Bad("zeroed fragment header before end of log".into());
+        }
+        if HEADER_SIZE + len > left_in_block {
+            // The writer never produces this, torn or not.
+            return Fragment::Bad(format!("fragment of {len} bytes crosses a block boundary"));
+        }
+        let end = start + HEADER_SIZE + len;
+        let Some(payload) = data.get(start + HEADER_SIZE..end) else {
+            // Either the write was cut short, or the length field is
+            // damaged. Only damage can leave an intact fragment after it.
+            if self.valid_fragment_after(start) {
+                return Fragment::Bad("fragment length points past the end of the log".into());
+            }
+            return Fragment::Torn("log ends inside a fragment".into());
+        };
+        let is_last = end == data.len();
+        let damaged = |reason: String| {
+            if is_last {
+                Fragment::Torn(reason)
+            } else {
+                Fragment::Bad(reason)
+            }
+        };
+        if unmask_crc(stored_crc) != fragment_crc(type_byte, payload) {
+            return damaged("fragment checksum mismatch".into());
+        }
+        let Ok(kind) = FragmentType::try_from(type_byte) else {
+            return damaged(format!("unknown fragment type {type_byte}"));
+        };
+        self.pos = end;
+        Fragment::Ok { kind, payload }
     }
 }

@@ -51,7 +51,9 @@ fn round_trip_across_blocks() {
     let recs = sample();
     let data = write_log(&recs);
     let events = read_all(&data);
-    assert_eq!(events.last(), Some(&ReadEvent::Eof));
+    assert!(events
+        .iter()
+        .all(|e| matches!(e, ReadEvent::Record { .. } | ReadEvent::Eof)));
     assert_eq!(records(&events), recs);
 }
 
@@ -148,4 +150,28 @@ fn zero_filled_tail_is_torn_and_bad_header_is_corrupt() {
 #[test]
 fn empty_file_is_empty_log() {
     assert_eq!(read_all(&[]), vec![ReadEvent::Eof]);
+}
+
+#[test]
+fn records_ending_near_a_block_boundary() {
+    // Leave every possible amount (0..=7 bytes) at the end of the first
+    // block, so the next record starts after padding or right there.
+    let header_len = HEADER_SIZE + FILE_HEADER_LEN;
+    for left in 0..=HEADER_SIZE {
+        let first = vec![3u8; BLOCK_SIZE - header_len - HEADER_SIZE - left];
+        let recs = vec![first, b"second".to_vec(), vec![9u8; 100]];
+        let data = write_log(&recs);
+        let events = read_all(&data);
+        assert!(
+            events
+                .iter()
+                .all(|e| matches!(e, ReadEvent::Record { .. } | ReadEvent::Eof)),
+            "left {left}: {:?}",
+            events
+                .iter()
+                .filter(|e| !matches!(e, ReadEvent::Record { .. }))
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(records(&events), recs, "left {left}");
+    }
 }
