@@ -1,0 +1,360 @@
+//! The model-based suite: random operation sequences run against a backend
+//! and against `MemoryBackend`, comparing every observable result.
+//!
+//! A backend joins by implementing [`Harness`] (the store, plus `flush`,
+//! `compact` and `reopen` hooks that may be no-ops).
+
+#![allow(dead_code)]
+
+use aidb::{DbIterator, KeyRange, MemoryBackend, Snapshot, StorageBackend, WriteBatch};
+use proptest::prelude::*;
+use std::fmt;
+use std::ops::Bound;
+
+/// A store under test.
+pub trait Harness {
+    fn backend(&self) -> &dyn StorageBackend;
+    fn flush(&mut self) -> aidb::Result<()> {
+        Ok(())
+    }
+    fn compact(&mut self) -> aidb::Result<()> {
+        Ok(())
+    }
+    /// Closes and reopens the store (the runner drops all snapshots first).
+    fn reopen(&mut self) -> aidb::Result<()> {
+        Ok(())
+    }
+}
+
+impl Harness for MemoryBackend {
+    fn backend(&self) -> &dyn StorageBackend {
+        self
+    }
+}
+
+/// A byte string printed as an escaped literal, for readable failures.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Bytes(pub Vec<u8>);
+
+impl fmt::Debug for Bytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "b\"{}\"", self.0.escape_ascii())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum BatchOp {
+    Put(Bytes, Bytes),
+    Delete(Bytes),
+}
+
+#[derive(Debug, Clone)]
+pub enum Op {
+    Put(Bytes, Bytes),
+    Delete(Bytes),
+    Batch(Vec<BatchOp>),
+    Get(Bytes),
+    /// The trait's plain `iter()`.
+    Iter,
+    Scan {
+        start: Bound<Bytes>,
+        end: Bound<Bytes>,
+        reverse: bool,
+        limit: usize,
+    },
+    Prefix {
+        prefix: Bytes,
+        reverse: bool,
+    },
+    /// Seek (or seek_for_prev when `reverse`), then take a few.
+    Seek {
+        key: Bytes,
+        reverse: bool,
+        take: usize,
+    },
+    /// Alternate `next` (true) and `next_back` (false) on one iterator.
+    Mixed(Vec<bool>),
+    TakeSnapshot,
+    SnapshotGet(usize, Bytes),
+    SnapshotScan {
+        index: usize,
+        start: Bound<Bytes>,
+        reverse: bool,
+    },
+    DropSnapshot(usize),
+    Flush,
+    Compact,
+    Reopen,
+}
+
+fn key_strategy() -> impl Strategy<Value = Bytes> {
+    prop_oneof![
+        20 => prop::collection::vec(prop::sample::select(vec![b'a', b'b', b'c', 0x00, 0xff]), 0..=3),
+        1 => prop::collection::vec(any::<u8>(), 4..40),
+    ]
+    .prop_map(Bytes)
+}
+
+fn value_strategy() -> impl Strategy<Value = Bytes> {
+    prop_oneof![
+        10 => prop::collection::vec(any::<u8>(), 0..=8),
+        2 => Just(Vec::new()),
+        1 => (1usize..2000, any::<u8>()).prop_map(|(n, b)| vec![b; n]),
+    ]
+    .prop_map(Bytes)
+}
+
+fn bound_strategy() -> impl Strategy<Value = Bound<Bytes>> {
+    prop_oneof![
+        1 => Just(Bound::Unbounded),
+        2 => key_strategy().prop_map(Bound::Included),
+        2 => key_strategy().prop_map(Bound::Excluded),
+    ]
+}
+
+fn op_strategy() -> impl Strategy<Value = Op> {
+    let batch_op = prop_oneof![
+        3 => (key_strategy(), value_strategy()).prop_map(|(k, v)| BatchOp::Put(k, v)),
+        1 => key_strategy().prop_map(BatchOp::Delete),
+    ];
+    prop_oneof![
+        30 => (key_strategy(), value_strategy()).prop_map(|(k, v)| Op::Put(k, v)),
+        10 => key_strategy().prop_map(Op::Delete),
+        6 => prop::collection::vec(batch_op, 0..8).prop_map(Op::Batch),
+        15 => key_strategy().prop_map(Op::Get),
+        2 => Just(Op::Iter),
+        6 => (bound_strategy(), bound_strategy(), any::<bool>(), 0usize..20)
+            .prop_map(|(start, end, reverse, limit)| Op::Scan { start, end, reverse, limit }),
+        3 => (key_strategy(), any::<bool>()).prop_map(|(prefix, reverse)| Op::Prefix { prefix, reverse }),
+        4 => (key_strategy(), any::<bool>(), 1usize..6)
+            .prop_map(|(key, reverse, take)| Op::Seek { key, reverse, take }),
+        2 => prop::collection::vec(any::<bool>(), 1..12).prop_map(Op::Mixed),
+        3 => Just(Op::TakeSnapshot),
+        4 => (any::<usize>(), key_strategy()).prop_map(|(i, k)| Op::SnapshotGet(i, k)),
+        2 => (any::<usize>(), bound_strategy(), any::<bool>())
+            .prop_map(|(index, start, reverse)| Op::SnapshotScan { index, start, reverse }),
+        1 => any::<usize>().prop_map(Op::DropSnapshot),
+        2 => Just(Op::Flush),
+        1 => Just(Op::Compact),
+        1 => Just(Op::Reopen),
+    ]
+}
+
+/// Sequences of up to `max_len` operations.
+pub fn ops_strategy(max_len: usize) -> impl Strategy<Value = Vec<Op>> {
+    prop::collection::vec(op_strategy(), 0..=max_len)
+}
+
+/// Number of cases: `AIDB_MODEL_CASES` if set, else `default`.
+pub fn cases(default: u32) -> u32 {
+    std::env::var("AIDB_MODEL_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+type Pairs = Vec<(Bytes, Bytes)>;
+
+fn collect(
+    iter: impl Iterator<Item = aidb::Result<(Vec<u8>, Vec<u8>)>>,
+    limit: usize,
+) -> Result<Pairs, String> {
+    iter.take(limit)
+        .map(|r| {
+            r.map(|(k, v)| (Bytes(k), Bytes(v)))
+                .map_err(|e| e.to_string())
+        })
+        .collect()
+}
+
+fn range(start: &Bound<Bytes>, end: &Bound<Bytes>) -> KeyRange {
+    let conv = |b: &Bound<Bytes>| match b {
+        Bound::Included(k) => Bound::Included(k.0.clone()),
+        Bound::Excluded(k) => Bound::Excluded(k.0.clone()),
+        Bound::Unbounded => Bound::Unbounded,
+    };
+    KeyRange {
+        start: conv(start),
+        end: conv(end),
+    }
+}
+
+fn mixed(mut it: DbIterator, pattern: &[bool]) -> Result<Vec<Option<Bytes>>, String> {
+    pattern
+        .iter()
+        .map(|&front| {
+            let item = if front { it.next() } else { it.next_back() };
+            item.transpose()
+                .map(|o| o.map(|(k, _)| Bytes(k)))
+                .map_err(|e| e.to_string())
+        })
+        .collect()
+}
+
+fn seek(mut it: DbIterator, key: &Bytes, reverse: bool, take: usize) -> Result<Pairs, String> {
+    if reverse {
+        it.seek_for_prev(&key.0);
+        collect(it.rev(), take)
+    } else {
+        it.seek(&key.0);
+        collect(it, take)
+    }
+}
+
+fn to_batch(ops: &[BatchOp]) -> WriteBatch {
+    let mut b = WriteBatch::new();
+    for op in ops {
+        match op {
+            BatchOp::Put(k, v) => b.put(&k.0, &v.0),
+            BatchOp::Delete(k) => b.delete(&k.0),
+        };
+    }
+    b
+}
+
+/// Runs `ops` against `h` and the model; the error names the first op whose
+/// result differs.
+pub fn run_ops<H: Harness>(h: &mut H, ops: &[Op]) -> Result<(), String> {
+    let model = MemoryBackend::new();
+    let mut snaps: Vec<(Box<dyn Snapshot>, Box<dyn Snapshot>)> = Vec::new();
+    for (i, op) in ops.iter().enumerate() {
+        let fail = |what: String| format!("op #{i} {op:?}: {what}");
+        let b = h.backend();
+        macro_rules! same {
+            ($got:expr, $want:expr) => {{
+                let (got, want) = ($got, $want);
+                if got != want {
+                    return Err(fail(format!("got {got:?}, model says {want:?}")));
+                }
+            }};
+        }
+        match op {
+            Op::Put(k, v) => {
+                b.put(&k.0, &v.0).map_err(|e| fail(e.to_string()))?;
+                model.put(&k.0, &v.0).unwrap();
+            }
+            Op::Delete(k) => {
+                b.delete(&k.0).map_err(|e| fail(e.to_string()))?;
+                model.delete(&k.0).unwrap();
+            }
+            Op::Batch(ops) => {
+                b.write_batch(to_batch(ops))
+                    .map_err(|e| fail(e.to_string()))?;
+                model.write_batch(to_batch(ops)).unwrap();
+            }
+            Op::Get(k) => same!(
+                b.get(&k.0).map_err(|e| e.to_string()).map(|o| o.map(Bytes)),
+                model
+                    .get(&k.0)
+                    .map_err(|e| e.to_string())
+                    .map(|o| o.map(Bytes))
+            ),
+            Op::Iter => same!(
+                collect(b.iter(), usize::MAX),
+                collect(model.iter(), usize::MAX)
+            ),
+            Op::Scan {
+                start,
+                end,
+                reverse,
+                limit,
+            } => {
+                let r = range(start, end);
+                if *reverse {
+                    same!(
+                        collect(b.scan(r.clone()).rev(), *limit),
+                        collect(model.scan(r).rev(), *limit)
+                    )
+                } else {
+                    same!(
+                        collect(b.scan(r.clone()), *limit),
+                        collect(model.scan(r), *limit)
+                    )
+                }
+            }
+            Op::Prefix { prefix, reverse } => {
+                let r = KeyRange::prefix(&prefix.0);
+                if *reverse {
+                    same!(
+                        collect(b.scan(r.clone()).rev(), usize::MAX),
+                        collect(model.scan(r).rev(), usize::MAX)
+                    )
+                } else {
+                    same!(
+                        collect(b.scan(r.clone()), usize::MAX),
+                        collect(model.scan(r), usize::MAX)
+                    )
+                }
+            }
+            Op::Seek { key, reverse, take } => same!(
+                seek(b.scan(KeyRange::all()), key, *reverse, *take),
+                seek(model.scan(KeyRange::all()), key, *reverse, *take)
+            ),
+            Op::Mixed(pattern) => same!(
+                mixed(b.scan(KeyRange::all()), pattern),
+                mixed(model.scan(KeyRange::all()), pattern)
+            ),
+            Op::TakeSnapshot => {
+                let s = b.snapshot().map_err(|e| fail(e.to_string()))?;
+                snaps.push((s, model.snapshot().unwrap()));
+            }
+            Op::SnapshotGet(idx, k) => {
+                if let Some((s, m)) = pick(&snaps, *idx) {
+                    same!(
+                        s.get(&k.0).map_err(|e| e.to_string()).map(|o| o.map(Bytes)),
+                        m.get(&k.0).map_err(|e| e.to_string()).map(|o| o.map(Bytes))
+                    )
+                }
+            }
+            Op::SnapshotScan {
+                index,
+                start,
+                reverse,
+            } => {
+                if let Some((s, m)) = pick(&snaps, *index) {
+                    let r = range(start, &Bound::Unbounded);
+                    if *reverse {
+                        same!(
+                            collect(s.scan(r.clone()).rev(), usize::MAX),
+                            collect(m.scan(r).rev(), usize::MAX)
+                        )
+                    } else {
+                        same!(
+                            collect(s.scan(r.clone()), usize::MAX),
+                            collect(m.scan(r), usize::MAX)
+                        )
+                    }
+                }
+            }
+            Op::DropSnapshot(idx) => {
+                if !snaps.is_empty() {
+                    snaps.remove(idx % snaps.len());
+                }
+            }
+            Op::Flush => h.flush().map_err(|e| fail(e.to_string()))?,
+            Op::Compact => h.compact().map_err(|e| fail(e.to_string()))?,
+            Op::Reopen => {
+                snaps.clear();
+                h.reopen().map_err(|e| fail(e.to_string()))?;
+            }
+        }
+    }
+    // Finally the whole content must agree.
+    let b = h.backend();
+    let got = collect(b.iter(), usize::MAX)?;
+    let want = collect(model.iter(), usize::MAX)?;
+    if got != want {
+        return Err(format!(
+            "final contents differ: got {got:?}, model says {want:?}"
+        ));
+    }
+    Ok(())
+}
+
+fn pick<T>(snaps: &[T], idx: usize) -> Option<&T> {
+    if snaps.is_empty() {
+        None
+    } else {
+        snaps.get(idx % snaps.len())
+    }
+}
