@@ -14,6 +14,8 @@ mod coding;
 mod db;
 mod error;
 pub mod fs;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod internal_iter;
 mod iterator;
 mod memtable;

@@ -17,11 +17,50 @@ const CHILD_ENV: &str = "AIDB_CRASH_CHILD_DIR";
 const KEYS: u64 = 40;
 const MARKER: &[u8] = b"~batch";
 
+/// Tiny sizes, so that the child flushes and compacts all the time.
 fn options(dir: &Path) -> Options {
     Options {
-        write_buffer_size: 16 << 10, // rotate logs often
+        write_buffer_size: 4 << 10,
+        target_file_size: 8 << 10,
+        max_bytes_for_level_base: 32 << 10,
+        level0_file_num_compaction_trigger: 2,
+        block_size: 512,
         ..Options::new(dir)
     }
+}
+
+/// After a reopen the directory holds only the tables the MANIFEST lists,
+/// one MANIFEST, the live log, and the fixed files.
+fn check_directory(db: &DB, dir: &Path, cycle: usize) {
+    db.wait_for_idle().unwrap();
+    let names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    let count = |f: &dyn Fn(&str) -> bool| names.iter().filter(|n| f(n)).count();
+    let tables = count(&|n| n.ends_with(".sst"));
+    let listed: usize = db.stats().levels.iter().map(|l| l.files).sum();
+    assert_eq!(tables, listed, "cycle {cycle}: stray tables in {names:?}");
+    assert_eq!(
+        count(&|n| n.starts_with("MANIFEST-")),
+        1,
+        "cycle {cycle}: {names:?}"
+    );
+    assert_eq!(
+        count(&|n| n.ends_with(".log")),
+        1,
+        "cycle {cycle}: {names:?}"
+    );
+    let known = |n: &str| {
+        n.ends_with(".sst")
+            || n.ends_with(".log")
+            || n.starts_with("MANIFEST-")
+            || ["CURRENT", "LOCK", "IDENTITY"].contains(&n)
+    };
+    assert!(
+        names.iter().all(|n| known(n)),
+        "cycle {cycle}: unexpected files in {names:?}"
+    );
 }
 
 /// Batch `i`: puts to three keys, a delete of another, and the marker.
@@ -159,11 +198,19 @@ fn sigkill_never_loses_acknowledged_synced_batches() {
             model(last),
             "cycle {cycle}: not a prefix of the batches"
         );
+        check_directory(&db, dir.path(), cycle);
         db.close().unwrap();
     }
     assert!(
         total_acked > 0,
         "the child never got to acknowledge a write"
+    );
+    let db = DB::open_with(options(dir.path())).unwrap();
+    let stats = db.stats();
+    println!("after {} cycles: {stats:?}", cycles());
+    assert!(
+        stats.levels.iter().skip(1).any(|l| l.files > 0),
+        "no compaction output"
     );
 }
 
