@@ -155,19 +155,27 @@ impl DbInner {
             return Ok(());
         }
         self.bg.stop();
-        // Wait for the group in flight, then make the log durable so a clean
-        // shutdown loses nothing even to a later power cut.
+        // Wait for the group in flight, then write every memtable to a
+        // table, so that a clean shutdown leaves no data in the logs (and
+        // nothing to replay), and mark the MANIFEST as cleanly closed.
         let result = {
             let _queue = self.writers.lock();
             let mut wal = self.wal.lock();
-            if self.poisoned.lock().is_some() {
+            if self.is_poisoned() {
                 Ok(())
             } else {
-                wal.sync()
+                self.flush_all_for_close(&mut wal)
             }
         };
         self.lock.lock().take();
         result
+    }
+
+    fn flush_all_for_close(&self, wal: &mut write::WalState) -> Result<()> {
+        write::rotate(self, wal)?;
+        while flush::flush_oldest(self)? {}
+        self.versions.lock().mark_clean_close()?;
+        wal.sync()
     }
 }
 
@@ -377,9 +385,12 @@ impl DB {
         stats::collect(&self.inner)
     }
 
-    /// Closes the database, syncing the log, and reports any error doing so.
-    /// Dropping the handle does the same but ignores errors. Snapshots and
-    /// iterators still alive keep working on the data they already see.
+    /// Closes the database and reports any error doing so: stops the
+    /// background threads (after the job in progress), writes every memtable
+    /// to a table file, and records a clean shutdown in the MANIFEST, so
+    /// that the next open has no log to replay. Dropping the handle does the
+    /// same but ignores errors. Snapshots and iterators still alive keep
+    /// working on the data they already see.
     pub fn close(self) -> Result<()> {
         self.inner.close()
     }

@@ -213,7 +213,7 @@ fn make_room(inner: &DbInner, wal: &mut WalState) -> Result<()> {
 
 /// Freezes the current memtable (if it holds anything) and starts a new log
 /// and memtable; the caller holds the log lock, so no commit is in flight.
-fn rotate(inner: &DbInner, wal: &mut WalState) -> Result<()> {
+pub(crate) fn rotate(inner: &DbInner, wal: &mut WalState) -> Result<()> {
     if inner.view.read().mem.is_empty() {
         return Ok(());
     }

@@ -14,6 +14,8 @@
 //! | 4 | deleted file | varint32 level, varint64 file number |
 //! | 5 | new file | varint32 level, varint64 number, varint64 size, length-prefixed smallest internal key, length-prefixed largest internal key, varint64 smallest seq, varint64 largest seq |
 //!
+//! | 0x2001 | clean close | empty length-prefixed string: the database was closed cleanly after the previous edit (written so that the last edit holding data is never the file's final record) |
+//!
 //! Tags with bit 13 set (`>= 0x2000`) are *safe to ignore*: their payload is
 //! one length-prefixed byte string, and a reader that does not know the tag
 //! skips it. Any other unknown tag is corruption. Tag values are part of the
@@ -31,6 +33,7 @@ const TAG_LAST_SEQ: u32 = 3;
 const TAG_DELETED_FILE: u32 = 4;
 const TAG_NEW_FILE: u32 = 5;
 const SAFE_TO_IGNORE: u32 = 1 << 13;
+const TAG_CLEAN_CLOSE: u32 = SAFE_TO_IGNORE | 1;
 
 /// Where a table file sits and what it covers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +56,7 @@ pub(crate) struct VersionEdit {
     pub(crate) last_sequence: Option<SeqNo>,
     pub(crate) deleted_files: Vec<(u32, u64)>,
     pub(crate) new_files: Vec<(u32, FileMeta)>,
+    pub(crate) clean_close: bool,
 }
 
 impl VersionEdit {
@@ -81,6 +85,10 @@ impl VersionEdit {
             put_length_prefixed(&mut out, &f.largest);
             put_varint64(&mut out, f.smallest_seq);
             put_varint64(&mut out, f.largest_seq);
+        }
+        if self.clean_close {
+            put_varint32(&mut out, TAG_CLEAN_CLOSE);
+            put_length_prefixed(&mut out, &[]);
         }
         out
     }
@@ -117,6 +125,10 @@ impl VersionEdit {
                     })()
                     .ok_or("bad new-file record")?;
                     edit.new_files.push((level, meta));
+                }
+                TAG_CLEAN_CLOSE => {
+                    r.bytes().ok_or("bad clean-close field")?;
+                    edit.clean_close = true;
                 }
                 t if t & SAFE_TO_IGNORE != 0 => {
                     r.bytes().ok_or("bad ignorable field")?;
@@ -172,6 +184,7 @@ mod tests {
                     largest_seq: 99,
                 },
             )],
+            clean_close: false,
         }
     }
 
@@ -195,9 +208,18 @@ mod tests {
     }
 
     #[test]
+    fn clean_close_marker_round_trips() {
+        let e = VersionEdit {
+            clean_close: true,
+            ..VersionEdit::default()
+        };
+        assert_eq!(VersionEdit::decode(&e.encode()).unwrap(), e);
+    }
+
+    #[test]
     fn unknown_tags() {
         let mut enc = sample().encode();
-        put_varint32(&mut enc, SAFE_TO_IGNORE | 1);
+        put_varint32(&mut enc, SAFE_TO_IGNORE | 7);
         put_length_prefixed(&mut enc, b"future");
         assert_eq!(VersionEdit::decode(&enc).unwrap(), sample());
         put_varint32(&mut enc, 99);
