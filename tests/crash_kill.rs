@@ -247,3 +247,149 @@ fn lock_probe_child() {
         Ok(_) => println!("probe: opened"),
     }
 }
+
+const THREADS_ENV: &str = "AIDB_CRASH_THREADS_DIR";
+const WRITER_THREADS: u64 = 4;
+
+/// Batch `i` of writer thread `t`: its own key space, so each thread's
+/// state can be checked as a prefix of its own batches.
+fn thread_batch(t: u64, i: u64) -> (WriteBatch, Vec<(Vec<u8>, Option<Vec<u8>>)>) {
+    let mut b = WriteBatch::new();
+    let mut ops = Vec::new();
+    for j in 0..3 {
+        let k = format!("t{t}-key{:02}", (i * 5 + j * 11) % 30).into_bytes();
+        let v = format!("t{t}-batch{i}-{j}")
+            .into_bytes()
+            .repeat((i % 4 + 1) as usize);
+        b.put(&k, &v);
+        ops.push((k, Some(v)));
+    }
+    let del = format!("t{t}-key{:02}", (i * 7 + 3) % 30).into_bytes();
+    b.delete(&del);
+    ops.push((del, None));
+    let marker = format!("t{t}-~marker").into_bytes();
+    b.put(&marker, i.to_le_bytes());
+    ops.push((marker, Some(i.to_le_bytes().to_vec())));
+    (b, ops)
+}
+
+fn thread_model(t: u64, last: Option<u64>) -> BTreeMap<Vec<u8>, Vec<u8>> {
+    let mut m = BTreeMap::new();
+    for i in 0..last.map_or(0, |l| l + 1) {
+        for (k, v) in thread_batch(t, i).1 {
+            match v {
+                Some(v) => m.insert(k, v),
+                None => m.remove(&k),
+            };
+        }
+    }
+    m
+}
+
+fn thread_last(db: &DB, t: u64) -> Option<u64> {
+    db.get(format!("t{t}-~marker"))
+        .unwrap()
+        .map(|v| u64::from_le_bytes(v.try_into().expect("marker is 8 bytes")))
+}
+
+/// Child: several threads write synced batches concurrently while
+/// background flushes and compactions run.
+#[test]
+fn crash_child_threads() {
+    let Ok(dir) = std::env::var(THREADS_ENV) else {
+        return;
+    };
+    let db = std::sync::Arc::new(DB::open_with(options(Path::new(&dir))).expect("child open"));
+    let handles: Vec<_> = (0..WRITER_THREADS)
+        .map(|t| {
+            let db = db.clone();
+            std::thread::spawn(move || {
+                let mut next = thread_last(&db, t).map_or(0, |l| l + 1);
+                loop {
+                    let sync = next % 3 != 1;
+                    db.write_opt(thread_batch(t, next).0, &WriteOptions { sync })
+                        .expect("child write");
+                    if sync {
+                        let mut out = std::io::stdout().lock();
+                        writeln!(out, "ack {t} {next}").unwrap();
+                        out.flush().unwrap();
+                    }
+                    next += 1;
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+}
+
+#[test]
+fn sigkill_with_concurrent_writers_and_background_work() {
+    if std::env::var(THREADS_ENV).is_ok() || std::env::var(CHILD_ENV).is_ok() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let exe = std::env::current_exe().unwrap();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0x50AC);
+    let cycles = cycles().div_ceil(2);
+    for cycle in 0..cycles {
+        let mut child = Command::new(&exe)
+            .args([
+                "--exact",
+                "crash_child_threads",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(THREADS_ENV, dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut acked = [None::<u64>; WRITER_THREADS as usize];
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let mut parts = line.split(' ');
+                if parts.next() == Some("ack") {
+                    let t: usize = parts.next().unwrap().parse().unwrap();
+                    let i: u64 = parts.next().unwrap().parse().unwrap();
+                    acked[t] = Some(i);
+                }
+            }
+            acked
+        });
+        std::thread::sleep(Duration::from_millis(rng.gen_range(20..200)));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let acked = reader.join().unwrap();
+
+        let db = DB::open_with(options(dir.path()))
+            .unwrap_or_else(|e| panic!("cycle {cycle}: reopen failed: {e}"));
+        let state: BTreeMap<Vec<u8>, Vec<u8>> = db.iter().map(|r| r.unwrap()).collect();
+        for t in 0..WRITER_THREADS {
+            let last = thread_last(&db, t);
+            if let Some(a) = acked[t as usize] {
+                let got =
+                    last.unwrap_or_else(|| panic!("cycle {cycle}: thread {t} lost batch {a}"));
+                assert!(
+                    got >= a,
+                    "cycle {cycle}: thread {t} acked {a}, recovered {got}"
+                );
+            }
+            let prefix = format!("t{t}-").into_bytes();
+            let mine: BTreeMap<Vec<u8>, Vec<u8>> = state
+                .iter()
+                .filter(|(k, _)| k.starts_with(&prefix))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            assert!(
+                mine == thread_model(t, last),
+                "cycle {cycle}: thread {t}'s keys are not a prefix of its batches"
+            );
+        }
+        check_directory(&db, dir.path(), cycle);
+        db.close().unwrap();
+    }
+}
