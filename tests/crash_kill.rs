@@ -251,9 +251,12 @@ fn lock_probe_child() {
 const THREADS_ENV: &str = "AIDB_CRASH_THREADS_DIR";
 const WRITER_THREADS: u64 = 4;
 
+/// A batch's operations: key and new value (`None` for a delete).
+type Ops = Vec<(Vec<u8>, Option<Vec<u8>>)>;
+
 /// Batch `i` of writer thread `t`: its own key space, so each thread's
 /// state can be checked as a prefix of its own batches.
-fn thread_batch(t: u64, i: u64) -> (WriteBatch, Vec<(Vec<u8>, Option<Vec<u8>>)>) {
+fn thread_batch(t: u64, i: u64) -> (WriteBatch, Ops) {
     let mut b = WriteBatch::new();
     let mut ops = Vec::new();
     for j in 0..3 {

@@ -215,11 +215,22 @@ fn to_batch(ops: &[BatchOp]) -> WriteBatch {
 /// Runs `ops` against `h` and the model; the error names the first op whose
 /// result differs.
 pub fn run_ops<H: Harness>(h: &mut H, ops: &[Op]) -> Result<(), String> {
-    let model = MemoryBackend::new();
+    run_pair(h, &mut MemoryBackend::new(), ops)
+}
+
+/// Runs `ops` against `h` and against `reference` side by side; the error
+/// names the first op whose result differs. Hooks (flush, compact, reopen)
+/// run on both.
+pub fn run_pair<H: Harness, R: Harness>(
+    h: &mut H,
+    reference: &mut R,
+    ops: &[Op],
+) -> Result<(), String> {
     let mut snaps: Vec<(Box<dyn Snapshot>, Box<dyn Snapshot>)> = Vec::new();
     for (i, op) in ops.iter().enumerate() {
         let fail = |what: String| format!("op #{i} {op:?}: {what}");
         let b = h.backend();
+        let model = reference.backend();
         macro_rules! same {
             ($got:expr, $want:expr) => {{
                 let (got, want) = ($got, $want);
@@ -231,16 +242,22 @@ pub fn run_ops<H: Harness>(h: &mut H, ops: &[Op]) -> Result<(), String> {
         match op {
             Op::Put(k, v) => {
                 b.put(&k.0, &v.0).map_err(|e| fail(e.to_string()))?;
-                model.put(&k.0, &v.0).unwrap();
+                model
+                    .put(&k.0, &v.0)
+                    .map_err(|e| fail(format!("reference: {e}")))?;
             }
             Op::Delete(k) => {
                 b.delete(&k.0).map_err(|e| fail(e.to_string()))?;
-                model.delete(&k.0).unwrap();
+                model
+                    .delete(&k.0)
+                    .map_err(|e| fail(format!("reference: {e}")))?;
             }
             Op::Batch(ops) => {
                 b.write_batch(to_batch(ops))
                     .map_err(|e| fail(e.to_string()))?;
-                model.write_batch(to_batch(ops)).unwrap();
+                model
+                    .write_batch(to_batch(ops))
+                    .map_err(|e| fail(format!("reference: {e}")))?;
             }
             Op::Get(k) => same!(
                 b.get(&k.0).map_err(|e| e.to_string()).map(|o| o.map(Bytes)),
@@ -296,7 +313,10 @@ pub fn run_ops<H: Harness>(h: &mut H, ops: &[Op]) -> Result<(), String> {
             ),
             Op::TakeSnapshot => {
                 let s = b.snapshot().map_err(|e| fail(e.to_string()))?;
-                snaps.push((s, model.snapshot().unwrap()));
+                let m = model
+                    .snapshot()
+                    .map_err(|e| fail(format!("reference: {e}")))?;
+                snaps.push((s, m));
             }
             Op::SnapshotGet(idx, k) => {
                 if let Some((s, m)) = pick(&snaps, *idx) {
@@ -331,18 +351,30 @@ pub fn run_ops<H: Harness>(h: &mut H, ops: &[Op]) -> Result<(), String> {
                     snaps.remove(idx % snaps.len());
                 }
             }
-            Op::Flush => h.flush().map_err(|e| fail(e.to_string()))?,
-            Op::Compact => h.compact().map_err(|e| fail(e.to_string()))?,
+            Op::Flush => {
+                h.flush().map_err(|e| fail(e.to_string()))?;
+                reference
+                    .flush()
+                    .map_err(|e| fail(format!("reference: {e}")))?;
+            }
+            Op::Compact => {
+                h.compact().map_err(|e| fail(e.to_string()))?;
+                reference
+                    .compact()
+                    .map_err(|e| fail(format!("reference: {e}")))?;
+            }
             Op::Reopen => {
                 snaps.clear();
                 h.reopen().map_err(|e| fail(e.to_string()))?;
+                reference
+                    .reopen()
+                    .map_err(|e| fail(format!("reference: {e}")))?;
             }
         }
     }
     // Finally the whole content must agree.
-    let b = h.backend();
-    let got = collect(b.iter(), usize::MAX)?;
-    let want = collect(model.iter(), usize::MAX)?;
+    let got = collect(h.backend().iter(), usize::MAX)?;
+    let want = collect(reference.backend().iter(), usize::MAX)?;
     if got != want {
         return Err(format!(
             "final contents differ: got {got:?}, model says {want:?}"
