@@ -1,49 +1,83 @@
 //! The block cache: decoded table blocks shared by every table of a
 //! database, bounded in bytes.
 //!
-//! The cache is split into shards, each an LRU list under its own mutex, so
-//! that readers on different blocks rarely contend. A block's charge is the
-//! memory its decoded form holds.
+//! The cache is split into shards. Each shard evicts with CLOCK (second
+//! chance): a hit only sets the entry's reference bit under a *read* lock,
+//! so concurrent readers of cached blocks never serialise; an insert takes
+//! the write lock and sweeps the clock hand past referenced entries
+//! (clearing their bit) to the first unreferenced one to evict. A block's
+//! charge is the memory its decoded form holds.
 
+use crate::counter::StripedCounter;
 use crate::table::Block;
-use parking_lot::Mutex;
-use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
+use parking_lot::RwLock;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 const SHARDS: usize = 16;
 
 type Key = (u64, u64);
 
-#[derive(Default)]
-struct Shard {
-    map: HashMap<Key, (Arc<Block>, usize, u64)>,
-    /// Last-use tick → key, oldest first.
-    lru: BTreeMap<u64, Key>,
-    usage: usize,
-    tick: u64,
+struct Entry {
+    block: Arc<Block>,
+    charge: usize,
+    referenced: AtomicBool,
 }
 
-/// A sharded LRU cache of decoded blocks, keyed by (file number, offset).
+#[derive(Default)]
+struct Shard {
+    map: HashMap<Key, Entry>,
+    /// The clock: keys in insertion order; `hand` is the next candidate.
+    ring: Vec<Key>,
+    hand: usize,
+    usage: usize,
+}
+
+impl Shard {
+    /// Evicts until `extra` more bytes fit in `capacity`.
+    fn make_room(&mut self, extra: usize, capacity: usize) {
+        while self.usage + extra > capacity && !self.ring.is_empty() {
+            if self.hand >= self.ring.len() {
+                self.hand = 0;
+            }
+            let key = self.ring[self.hand];
+            let second_chance = self
+                .map
+                .get(&key)
+                .is_some_and(|e| e.referenced.swap(false, Ordering::Relaxed));
+            if second_chance {
+                self.hand += 1;
+                continue;
+            }
+            self.ring.swap_remove(self.hand);
+            if let Some(e) = self.map.remove(&key) {
+                self.usage -= e.charge;
+            }
+        }
+    }
+}
+
+/// A sharded CLOCK cache of decoded blocks, keyed by (file number, offset).
 pub(crate) struct BlockCache {
-    shards: Vec<Mutex<Shard>>,
+    shards: Vec<RwLock<Shard>>,
     shard_capacity: usize,
-    hits: AtomicU64,
-    misses: AtomicU64,
+    hits: StripedCounter,
+    misses: StripedCounter,
 }
 
 impl BlockCache {
     /// A cache holding up to `capacity` bytes.
     pub(crate) fn new(capacity: usize) -> BlockCache {
         BlockCache {
-            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+            shards: (0..SHARDS).map(|_| RwLock::new(Shard::default())).collect(),
             shard_capacity: capacity.div_ceil(SHARDS),
-            hits: AtomicU64::new(0),
-            misses: AtomicU64::new(0),
+            hits: StripedCounter::default(),
+            misses: StripedCounter::default(),
         }
     }
 
-    fn shard(&self, key: Key) -> &Mutex<Shard> {
+    fn shard(&self, key: Key) -> &RwLock<Shard> {
         let h = key.0.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ key.1.rotate_left(17);
         let h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
         &self.shards[(h >> 60) as usize % SHARDS]
@@ -51,20 +85,17 @@ impl BlockCache {
 
     pub(crate) fn get(&self, file: u64, offset: u64) -> Option<Arc<Block>> {
         let key = (file, offset);
-        let mut s = self.shard(key).lock();
-        let s = &mut *s;
-        s.tick += 1;
-        let tick = s.tick;
-        match s.map.get_mut(&key) {
-            Some((block, _, used)) => {
-                s.lru.remove(used);
-                *used = tick;
-                s.lru.insert(tick, key);
-                self.hits.fetch_add(1, Ordering::Relaxed);
-                Some(block.clone())
+        let shard = self.shard(key).read();
+        match shard.map.get(&key) {
+            Some(e) => {
+                if !e.referenced.load(Ordering::Relaxed) {
+                    e.referenced.store(true, Ordering::Relaxed);
+                }
+                self.hits.add(1);
+                Some(e.block.clone())
             }
             None => {
-                self.misses.fetch_add(1, Ordering::Relaxed);
+                self.misses.add(1);
                 None
             }
         }
@@ -76,35 +107,31 @@ impl BlockCache {
         if charge > self.shard_capacity {
             return;
         }
-        let mut s = self.shard(key).lock();
-        let s = &mut *s;
-        s.tick += 1;
-        let tick = s.tick;
-        if let Some((_, old_charge, used)) = s.map.remove(&key) {
-            s.lru.remove(&used);
-            s.usage -= old_charge;
-        }
-        while s.usage + charge > self.shard_capacity {
-            let Some((_, victim)) = s.lru.pop_first() else {
-                break;
-            };
-            if let Some((_, c, _)) = s.map.remove(&victim) {
-                s.usage -= c;
+        let mut s = self.shard(key).write();
+        if let Some(old) = s.map.remove(&key) {
+            // Another reader inserted it first; keep one copy.
+            s.usage -= old.charge;
+            if let Some(pos) = s.ring.iter().position(|k| *k == key) {
+                s.ring.swap_remove(pos);
             }
         }
-        s.map.insert(key, (block, charge, tick));
-        s.lru.insert(tick, key);
+        s.make_room(charge, self.shard_capacity);
+        s.map.insert(
+            key,
+            Entry {
+                block,
+                charge,
+                referenced: AtomicBool::new(false),
+            },
+        );
+        s.ring.push(key);
         s.usage += charge;
     }
 
     /// (hits, misses, bytes held).
     pub(crate) fn hit_miss_bytes(&self) -> (u64, u64, u64) {
-        let bytes = self.shards.iter().map(|s| s.lock().usage as u64).sum();
-        (
-            self.hits.load(Ordering::Relaxed),
-            self.misses.load(Ordering::Relaxed),
-            bytes,
-        )
+        let bytes = self.shards.iter().map(|s| s.read().usage as u64).sum();
+        (self.hits.get(), self.misses.get(), bytes)
     }
 }
 
@@ -137,12 +164,20 @@ mod tests {
     #[test]
     fn recently_used_blocks_survive() {
         let cache = BlockCache::new(16 * 4096);
-        // Fill one shard's worth repeatedly while touching a hot block.
         cache.insert(7, 0, block(1000));
         for i in 1..2000u64 {
             cache.insert(7, i, block(1000));
             assert!(cache.get(7, 0).is_some(), "hot block evicted at {i}");
         }
+    }
+
+    #[test]
+    fn reinserting_a_key_keeps_one_copy() {
+        let cache = BlockCache::new(1 << 20);
+        cache.insert(1, 1, block(100));
+        cache.insert(1, 1, block(100));
+        let (_, _, bytes) = cache.hit_miss_bytes();
+        assert_eq!(bytes as usize, block(100).charge());
     }
 
     #[test]

@@ -11,6 +11,7 @@ mod backend;
 mod batch;
 mod block_cache;
 mod coding;
+mod counter;
 mod db;
 mod error;
 pub mod fs;

@@ -169,3 +169,30 @@ fn memtable_rotation_keeps_everything_readable() {
     let db = DB::open_with(opts).unwrap();
     assert_eq!(db.iter().count(), 700);
 }
+
+#[test]
+fn handles_can_cross_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    send_sync::<DB>();
+    send_sync::<aidb::DbSnapshot>();
+    send_sync::<aidb::MemoryBackend>();
+    send::<aidb::DbIterator>();
+    send_sync::<aidb::Error>();
+    let dir = tempfile::tempdir().unwrap();
+    let db = std::sync::Arc::new(DB::open(dir.path()).unwrap());
+    let handles: Vec<_> = (0..4)
+        .map(|t| {
+            let db = db.clone();
+            std::thread::spawn(move || {
+                for i in 0..100 {
+                    db.put(format!("{t}-{i}"), "v").unwrap();
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    assert_eq!(db.iter().count(), 400);
+}

@@ -6,13 +6,17 @@ use crate::error::{IoContext, Result};
 use crate::fs::FileSystem;
 use crate::table::{BloomStats, Table};
 use crate::version::FileMeta;
-use parking_lot::Mutex;
+use parking_lot::RwLock;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-/// A table and the tick it was last used at.
-type OpenTable = (u64, Arc<Table>);
+/// An open table and the tick it was last used at (for eviction).
+struct OpenTable {
+    table: Arc<Table>,
+    last_used: AtomicU64,
+}
 
 pub(crate) struct TableCache {
     fs: Arc<dyn FileSystem>,
@@ -20,8 +24,10 @@ pub(crate) struct TableCache {
     block_cache: Option<Arc<BlockCache>>,
     capacity: usize,
     bloom_stats: Arc<BloomStats>,
-    /// Open tables with the tick of their last use, for eviction.
-    open: Mutex<(u64, HashMap<u64, OpenTable>)>,
+    /// Open tables. Lookups take the read lock only, so readers of open
+    /// tables never serialise; opening and evicting take the write lock.
+    open: RwLock<HashMap<u64, OpenTable>>,
+    tick: AtomicU64,
 }
 
 impl TableCache {
@@ -37,21 +43,20 @@ impl TableCache {
             block_cache,
             capacity,
             bloom_stats: Arc::default(),
-            open: Mutex::new((0, HashMap::new())),
+            open: RwLock::new(HashMap::new()),
+            tick: AtomicU64::new(0),
         }
     }
 
     /// The open table for `meta`, opening it if needed. A table evicted
     /// here stays usable by whoever still holds it.
     pub(crate) fn get(&self, meta: &FileMeta) -> Result<Arc<Table>> {
-        {
-            let mut guard = self.open.lock();
-            let (tick, map) = &mut *guard;
-            *tick += 1;
-            if let Some((used, t)) = map.get_mut(&meta.number) {
-                *used = *tick;
-                return Ok(t.clone());
-            }
+        // A coarse clock: it advances when tables are opened, which is all
+        // eviction order needs, and costs a hit no shared write.
+        let now = self.tick.load(Ordering::Relaxed);
+        if let Some(t) = self.open.read().get(&meta.number) {
+            t.last_used.store(now, Ordering::Relaxed);
+            return Ok(t.table.clone());
         }
         let path = table_path(&self.dir, meta.number);
         let file = self.fs.open(&path).ctx(&path)?;
@@ -62,24 +67,27 @@ impl TableCache {
             self.block_cache.clone(),
             self.bloom_stats.clone(),
         )?;
-        let mut guard = self.open.lock();
-        let (tick, map) = &mut *guard;
+        let now = self.tick.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut map = self.open.write();
         if map.len() >= self.capacity {
-            if let Some(&victim) = map
+            let victim = map
                 .iter()
-                .min_by_key(|(_, (used, _))| *used)
-                .map(|(n, _)| n)
-            {
+                .min_by_key(|(_, t)| t.last_used.load(Ordering::Relaxed))
+                .map(|(n, _)| *n);
+            if let Some(victim) = victim {
                 map.remove(&victim);
             }
         }
-        map.insert(meta.number, (*tick, table.clone()));
-        Ok(table)
+        let entry = map.entry(meta.number).or_insert(OpenTable {
+            table,
+            last_used: AtomicU64::new(now),
+        });
+        Ok(entry.table.clone())
     }
 
     /// Forgets a deleted file.
     pub(crate) fn evict(&self, number: u64) {
-        self.open.lock().1.remove(&number);
+        self.open.write().remove(&number);
     }
 
     pub(crate) fn block_cache(&self) -> Option<&Arc<BlockCache>> {
@@ -88,10 +96,6 @@ impl TableCache {
 
     /// (bloom filter checks, checks that ruled a table out).
     pub(crate) fn bloom_totals(&self) -> (u64, u64) {
-        use std::sync::atomic::Ordering::Relaxed;
-        (
-            self.bloom_stats.checks.load(Relaxed),
-            self.bloom_stats.useful.load(Relaxed),
-        )
+        (self.bloom_stats.checks.get(), self.bloom_stats.useful.get())
     }
 }

@@ -8,6 +8,7 @@ use super::bloom;
 use super::format::{unpack_block, BlockHandle, Footer, BLOCK_TRAILER_LEN, FOOTER_LEN};
 use super::TableProperties;
 use crate::block_cache::BlockCache;
+use crate::counter::StripedCounter;
 use crate::error::{Error, IoContext, Result};
 use crate::fs::RandomAccessFile;
 use crate::internal_iter::InternalIterator;
@@ -16,14 +17,13 @@ use crate::types::{
 };
 use bytes::Bytes;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// Bloom filter counters shared by the tables of one database.
 #[derive(Debug, Default)]
 pub(crate) struct BloomStats {
-    pub(crate) checks: AtomicU64,
-    pub(crate) useful: AtomicU64,
+    pub(crate) checks: StripedCounter,
+    pub(crate) useful: StripedCounter,
 }
 
 /// An open table file. Shared between threads.
@@ -128,9 +128,9 @@ impl Table {
         seq: SeqNo,
     ) -> Result<Option<(SeqNo, ValueKind, Bytes)>> {
         if self.filter.is_some() {
-            self.bloom_stats.checks.fetch_add(1, Ordering::Relaxed);
+            self.bloom_stats.checks.add(1);
             if !self.may_contain(user_key) {
-                self.bloom_stats.useful.fetch_add(1, Ordering::Relaxed);
+                self.bloom_stats.useful.add(1);
                 return Ok(None);
             }
         }
