@@ -131,11 +131,17 @@ pub(crate) fn run_one(inner: &DbInner) -> Result<bool> {
     Ok(true)
 }
 
+/// Runs `compact_range_inner`, stopping writes if it fails: a compaction
+/// that failed part-way may have left the MANIFEST with a partial record.
+pub(crate) fn compact_range(inner: &DbInner, range: &KeyRange) -> Result<()> {
+    compact_range_inner(inner, range).map_err(|e| inner.poison(e))
+}
+
 /// Compacts every file overlapping `range`, level by level, into the level
 /// below the deepest one holding data (or the last level), rewriting every
 /// file on the way so that overwritten values and deleted keys that no
 /// snapshot can see are dropped.
-pub(crate) fn compact_range(inner: &DbInner, range: &KeyRange) -> Result<()> {
+fn compact_range_inner(inner: &DbInner, range: &KeyRange) -> Result<()> {
     let _running = inner.compaction_lock.lock();
     let levels = inner.opts.num_levels;
     let deepest = {

@@ -155,7 +155,8 @@ pub(crate) fn open(opts: Options) -> Result<Arc<DbInner>> {
         new_files: recovered.into_iter().map(|m| (0, m)).collect(),
         ..Default::default()
     };
-    let version = version.apply(&edit, &deleter);
+    // The edit only adds files, so nothing is removed.
+    let (version, _) = version.apply(&edit, &deleter);
     let log_number = new_number();
     let (log_file_path, writer) = create_log(&*fs, &dir, log_number)?;
     let manifest_number = new_number();

@@ -63,6 +63,14 @@ impl std::fmt::Debug for LiveFile {
     }
 }
 
+/// Marks files that left the current version: each is deleted when the
+/// last version (or reader) holding it lets go.
+pub(crate) fn retire(files: Vec<Arc<LiveFile>>) {
+    for f in files {
+        f.obsolete.store(true, AtomicOrdering::Release);
+    }
+}
+
 /// The live files, per level.
 ///
 /// Invariants: level 0 is ordered newest first (by file number, which
@@ -80,9 +88,15 @@ impl Version {
         }
     }
 
-    /// Applies `edit`, building the next version. Files the edit deletes
-    /// (and does not re-add elsewhere) are marked obsolete.
-    pub(crate) fn apply(&self, edit: &VersionEdit, deleter: &Deleter) -> Version {
+    /// Applies `edit`, building the next version. Returns it with the
+    /// files the edit removes (and does not re-add elsewhere); the caller
+    /// marks those obsolete with [`retire`] once the edit is durable, never
+    /// before: until then the current version still needs them.
+    pub(crate) fn apply(
+        &self,
+        edit: &VersionEdit,
+        deleter: &Deleter,
+    ) -> (Version, Vec<Arc<LiveFile>>) {
         let mut levels = self.levels.clone();
         let mut removed: Vec<Arc<LiveFile>> = Vec::new();
         for &(level, number) in &edit.deleted_files {
@@ -100,12 +114,9 @@ impl Version {
             let level = (*level as usize).min(levels.len() - 1);
             levels[level].push(file);
         }
-        for f in removed {
-            f.obsolete.store(true, AtomicOrdering::Release);
-        }
         let mut v = Version { levels };
         v.sort();
-        v
+        (v, removed)
     }
 
     fn sort(&mut self) {

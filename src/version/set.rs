@@ -199,7 +199,7 @@ impl VersionSet {
         edit.log_number = Some(log_number);
         edit.next_file_number = Some(next_file_number);
         edit.last_sequence = Some(last_sequence);
-        let version = self.current.apply(&edit, &self.deleter);
+        let (version, removed) = self.current.apply(&edit, &self.deleter);
         if self.manifest.len() >= MAX_MANIFEST_SIZE {
             let number = new_file_number();
             let old = self.manifest_path.clone();
@@ -221,6 +221,8 @@ impl VersionSet {
                 .ctx(&self.manifest_path)?;
             self.manifest.sync().ctx(&self.manifest_path)?;
         }
+        // Only now that the edit is durable may the files it removed go.
+        super::retire(removed);
         self.current = Arc::new(version);
         self.log_number = log_number;
         Ok(self.current.clone())
