@@ -14,6 +14,16 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const CHILD_ENV: &str = "AIDB_CRASH_CHILD_DIR";
+
+/// The tests that spawn children run one at a time: a child forked while
+/// another test of this process holds a database open briefly shares that
+/// database's lock (until it execs), which would make the next child of the
+/// other test find the directory locked.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
 const KEYS: u64 = 40;
 const MARKER: &[u8] = b"~batch";
 
@@ -140,6 +150,10 @@ fn cycles() -> usize {
 
 #[test]
 fn sigkill_never_loses_acknowledged_synced_batches() {
+    if std::env::var(CHILD_ENV).is_ok() || std::env::var(THREADS_ENV).is_ok() {
+        return;
+    }
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let exe = std::env::current_exe().unwrap();
     let mut rng = rand::rngs::StdRng::seed_from_u64(0xA1DB);
@@ -216,9 +230,10 @@ fn sigkill_never_loses_acknowledged_synced_batches() {
 
 #[test]
 fn another_process_gets_locked() {
-    if std::env::var(CHILD_ENV).is_ok() {
+    if std::env::var(CHILD_ENV).is_ok() || std::env::var(THREADS_ENV).is_ok() {
         return;
     }
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let db = DB::open(dir.path()).unwrap();
     let out = Command::new(std::env::current_exe().unwrap())
@@ -332,6 +347,7 @@ fn sigkill_with_concurrent_writers_and_background_work() {
     if std::env::var(THREADS_ENV).is_ok() || std::env::var(CHILD_ENV).is_ok() {
         return;
     }
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let exe = std::env::current_exe().unwrap();
     let mut rng = rand::rngs::StdRng::seed_from_u64(0x50AC);
