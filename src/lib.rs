@@ -15,9 +15,9 @@ mod counter;
 mod db;
 mod error;
 pub mod fs;
-#[cfg(feature = "fuzzing")]
-pub mod fuzzing;
 mod internal_iter;
+#[cfg(feature = "internals")]
+pub mod internals;
 mod iterator;
 mod memtable;
 mod merge;

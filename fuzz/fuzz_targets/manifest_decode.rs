@@ -5,5 +5,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    aidb::fuzzing::manifest(data);
+    aidb::internals::manifest(data);
 });

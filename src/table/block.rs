@@ -207,6 +207,17 @@ impl Block {
         lo
     }
 
+    /// A copy sharing the block's bytes.
+    #[cfg(feature = "internals")]
+    pub(crate) fn duplicate(&self) -> Block {
+        Block {
+            data: self.data.clone(),
+            keys: self.keys.clone(),
+            key_ends: self.key_ends.clone(),
+            values: self.values.clone(),
+        }
+    }
+
     /// Memory the decoded block holds, for cache accounting.
     pub(crate) fn charge(&self) -> usize {
         self.data.len() + self.keys.len() + 12 * self.key_ends.len() + 64

@@ -19,7 +19,7 @@ mod format;
 mod reader;
 
 pub(crate) use block::Block;
-#[cfg(test)]
+#[cfg(any(test, feature = "internals"))]
 pub(crate) use block::BlockBuilder;
 pub(crate) use builder::{TableBuildOptions, TableBuilder};
 pub(crate) use reader::{BloomStats, Table};

@@ -1,0 +1,145 @@
+//! Component benchmarks: memtable, log, block, table, block cache.
+//! Needs the `internals` feature:
+//! `cargo bench --features internals --bench components`.
+
+use aidb::internals::{build_block, internal_key, Block, BlockCache, LogWriter, MemTable, Table};
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use std::hint::black_box;
+
+fn key(i: u64) -> Vec<u8> {
+    format!(
+        "key{:013}",
+        i.wrapping_mul(0x9e37_79b9_7f4a_7c15) % 10_000_000_000_000
+    )
+    .into_bytes()
+}
+
+fn memtable(c: &mut Criterion) {
+    let mut g = c.benchmark_group("memtable");
+    g.throughput(Throughput::Elements(1));
+    let m = MemTable::default();
+    let mut seq = 0u64;
+    g.bench_function("insert", |b| {
+        b.iter(|| {
+            seq += 1;
+            m.insert(&key(seq), seq, &[7; 100])
+        })
+    });
+    g.bench_function("lookup_hit", |b| {
+        let mut i = 0;
+        b.iter(|| {
+            i = (i + 7919) % seq.max(1);
+            black_box(m.contains(&key(i + 1), u64::MAX >> 8))
+        })
+    });
+    g.finish();
+}
+
+fn wal(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = LogWriter::create(&dir.path().join("bench.log")).unwrap();
+    let record = vec![5u8; 128];
+    let mut g = c.benchmark_group("wal");
+    g.throughput(Throughput::Bytes(record.len() as u64));
+    g.bench_function("append_128", |b| b.iter(|| log.append(&record).unwrap()));
+    g.bench_function("append_128_sync", |b| {
+        b.iter(|| {
+            log.append(&record).unwrap();
+            log.sync().unwrap()
+        })
+    });
+    g.finish();
+}
+
+fn block(c: &mut Criterion) {
+    let entries: Vec<(Vec<u8>, Vec<u8>)> = (0..40u64)
+        .map(|i| {
+            (
+                internal_key(format!("key{i:013}").as_bytes(), 1),
+                vec![3u8; 100],
+            )
+        })
+        .collect();
+    let mut g = c.benchmark_group("block");
+    g.throughput(Throughput::Elements(entries.len() as u64));
+    g.bench_function("build_40", |b| {
+        b.iter(|| black_box(build_block(&entries, 16)))
+    });
+    let encoded = build_block(&entries, 16);
+    g.bench_function("decode_40", |b| {
+        b.iter(|| black_box(Block::decode(&encoded)))
+    });
+    let decoded = Block::decode(&encoded).unwrap();
+    g.throughput(Throughput::Elements(1));
+    let mut i = 0;
+    g.bench_function("seek", |b| {
+        b.iter(|| {
+            i = (i + 7) % entries.len();
+            black_box(decoded.seek(&entries[i].0))
+        })
+    });
+    g.finish();
+}
+
+fn table(c: &mut Criterion) {
+    let mut pairs: Vec<(Vec<u8>, Vec<u8>)> =
+        (0..100_000u64).map(|i| (key(i), vec![9u8; 100])).collect();
+    pairs.sort();
+    let table = Table::build(&pairs, 64 << 20).unwrap();
+    let mut g = c.benchmark_group("table");
+    g.throughput(Throughput::Elements(1));
+    let mut i = 0;
+    g.bench_function("get_bloom_hit", |b| {
+        b.iter(|| {
+            i = (i + 7919) % pairs.len();
+            black_box(table.get(&pairs[i].0).unwrap())
+        })
+    });
+    g.bench_function("get_bloom_miss", |b| {
+        b.iter(|| {
+            i = (i + 7919) % pairs.len();
+            let mut k = pairs[i].0.clone();
+            k.push(b'!');
+            black_box(table.get(&k).unwrap())
+        })
+    });
+    g.throughput(Throughput::Elements(pairs.len() as u64));
+    g.bench_function("scan_all", |b| b.iter(|| black_box(table.scan())));
+    g.finish();
+}
+
+fn cache(c: &mut Criterion) {
+    let block = Block::decode(&build_block(
+        &[(internal_key(b"k", 1), vec![1u8; 4000])],
+        16,
+    ))
+    .unwrap();
+    let cache = BlockCache::new(64 << 20);
+    for off in 0..1000 {
+        cache.insert(1, off, &block);
+    }
+    let mut g = c.benchmark_group("block_cache");
+    g.throughput(Throughput::Elements(1));
+    let mut i = 0;
+    g.bench_function("get_hit", |b| {
+        b.iter(|| {
+            i = (i + 7) % 1000;
+            black_box(cache.get(1, i))
+        })
+    });
+    let mut off = 1_000_000;
+    g.bench_function("insert_evicting", |b| {
+        b.iter_batched(
+            || {
+                off += 1;
+                off
+            },
+            |o| cache.insert(2, o, &block),
+            BatchSize::SmallInput,
+        )
+    });
+    g.finish();
+}
+
+criterion_group!(benches, memtable, wal, block, table, cache);
+criterion_main!(benches);

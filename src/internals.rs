@@ -1,0 +1,245 @@
+//! Hooks into the engine's components for the fuzz targets under `fuzz/` and
+//! the component benchmarks under `benches/` (only with the `internals`
+//! cargo feature; not part of the supported API).
+//!
+//! The fuzz entry points each take arbitrary bytes, run one decoder over
+//! them, and must return without panicking, hanging or reading out of
+//! bounds; errors are expected and ignored.
+
+use crate::fs::{FaultInjectionFs, FileSystem};
+use crate::internal_iter::InternalIterator;
+use std::path::Path;
+use std::sync::Arc;
+
+fn store(data: &[u8], name: &str) -> (FaultInjectionFs, std::path::PathBuf) {
+    let fs = FaultInjectionFs::new();
+    let dir = Path::new("/fuzz");
+    let _ = fs.create_dir_all(dir);
+    let path = dir.join(name);
+    if let Ok(mut f) = fs.create(&path) {
+        let _ = f.append(data);
+    }
+    (fs, path)
+}
+
+/// Opens `data` as a table file, iterates it both ways and does lookups.
+pub fn table(data: &[u8]) {
+    let (fs, path) = store(data, "000001.sst");
+    let Ok(file) = fs.open(&path) else { return };
+    let cache = Some(Arc::new(crate::block_cache::BlockCache::new(1 << 20)));
+    let Ok(t) = crate::table::Table::open(file, path, 1, cache, Arc::default()) else {
+        return;
+    };
+    let mut it = t.iter();
+    let mut keys = Vec::new();
+    it.seek_to_first();
+    while it.valid() && keys.len() < 10_000 {
+        keys.push(it.key().to_vec());
+        it.next();
+    }
+    let _ = it.status();
+    it.seek_to_last();
+    let mut n = 0;
+    while it.valid() && n < 10_000 {
+        it.prev();
+        n += 1;
+    }
+    for k in keys.iter().take(50) {
+        it.seek(k);
+        it.seek_for_prev(k);
+        if let Some(p) = crate::types::parse_internal_key(k) {
+            let _ = t.get(p.user_key, p.seq);
+        }
+    }
+    let _ = t.get(b"", u64::MAX >> 8);
+    let _ = t.verify();
+}
+
+/// Decodes `data` as one table block.
+pub fn block(data: &[u8]) {
+    if let Ok(b) = crate::table::Block::decode(bytes::Bytes::copy_from_slice(data)) {
+        for i in 0..b.len() {
+            let _ = (b.key(i), b.value(i));
+        }
+        let _ = b.seek(data, crate::types::compare_internal_keys);
+    }
+}
+
+/// Reads `data` as a write-ahead log, decoding every record as a batch.
+pub fn wal(data: &[u8]) {
+    let mut r = crate::wal::LogReader::new(data, crate::wal::LogKind::Wal);
+    for _ in 0..100_000 {
+        match r.next_event() {
+            crate::wal::ReadEvent::Record { data, .. } => {
+                if let Ok((_, b)) = crate::batch::WriteBatch::decode(&data) {
+                    let _ = b.iter().count();
+                }
+            }
+            crate::wal::ReadEvent::Corrupt { .. } => {}
+            _ => return,
+        }
+    }
+}
+
+/// Decodes `data` as a version edit, and as a whole MANIFEST named by
+/// `CURRENT`.
+pub fn manifest(data: &[u8]) {
+    let _ = crate::version::VersionEdit::decode(data);
+    let (fs, _) = store(data, "MANIFEST-000002");
+    if let Ok(mut f) = fs.create(Path::new("/fuzz/CURRENT")) {
+        let _ = f.append(b"MANIFEST-000002\n");
+    }
+    let _ = crate::version::read_current(&fs, Path::new("/fuzz"), 7);
+}
+
+/// A memtable, for benchmarks.
+pub struct MemTable(Arc<crate::memtable::MemTable>);
+
+impl Default for MemTable {
+    fn default() -> MemTable {
+        MemTable(Arc::new(crate::memtable::MemTable::new(0)))
+    }
+}
+
+impl MemTable {
+    /// Adds a put of `value` at `key` with sequence number `seq`.
+    pub fn insert(&self, key: &[u8], seq: u64, value: &[u8]) {
+        self.0.insert(key, seq, crate::types::ValueKind::Put, value);
+    }
+
+    /// Whether `key` has a value visible at `seq`.
+    pub fn contains(&self, key: &[u8], seq: u64) -> bool {
+        matches!(self.0.get(key, seq), crate::memtable::Lookup::Found(_))
+    }
+}
+
+/// A write-ahead log writer on the real file system, for benchmarks.
+pub struct LogWriter(crate::wal::LogWriter);
+
+impl LogWriter {
+    /// Creates a log at `path`.
+    pub fn create(path: &Path) -> crate::Result<LogWriter> {
+        let fs = crate::fs::OsFileSystem;
+        let file = fs.create(path).map_err(|e| crate::Error::io(path, e))?;
+        crate::wal::LogWriter::create(file, crate::wal::LogKind::Wal, 1)
+            .map(LogWriter)
+            .map_err(|e| crate::Error::io(path, e))
+    }
+
+    /// Appends one record.
+    pub fn append(&mut self, record: &[u8]) -> std::io::Result<()> {
+        self.0.add_record(record)
+    }
+
+    /// Fsyncs the log.
+    pub fn sync(&mut self) -> std::io::Result<()> {
+        self.0.sync()
+    }
+}
+
+/// Builds one table block from `(internal key, value)` pairs (see
+/// [`internal_key`]), sorted.
+pub fn build_block(entries: &[(Vec<u8>, Vec<u8>)], restart_interval: usize) -> Vec<u8> {
+    let mut b = crate::table::BlockBuilder::new(restart_interval);
+    for (k, v) in entries {
+        b.add(k, v);
+    }
+    b.finish()
+}
+
+/// The encoded internal key of a put of `user_key` at `seq`.
+pub fn internal_key(user_key: &[u8], seq: u64) -> Vec<u8> {
+    let mut k = Vec::new();
+    crate::types::encode_internal_key(&mut k, user_key, seq, crate::types::ValueKind::Put);
+    k
+}
+
+/// A decoded block, for benchmarks.
+pub struct Block(crate::table::Block);
+
+impl Block {
+    /// Decodes and checks an encoded block.
+    pub fn decode(data: &[u8]) -> Option<Block> {
+        crate::table::Block::decode(bytes::Bytes::copy_from_slice(data))
+            .ok()
+            .map(Block)
+    }
+
+    /// Index of the first entry `>= ikey`.
+    pub fn seek(&self, ikey: &[u8]) -> usize {
+        self.0.seek(ikey, crate::types::compare_internal_keys)
+    }
+}
+
+/// An in-memory table with a block cache, for benchmarks.
+pub struct Table(Arc<crate::table::Table>);
+
+impl Table {
+    /// Builds a table of `(user key, value)` pairs (sorted, distinct) with
+    /// default block size, restarts, bloom filter and LZ4, and opens it
+    /// with a block cache of `cache_size` bytes.
+    pub fn build(pairs: &[(Vec<u8>, Vec<u8>)], cache_size: usize) -> crate::Result<Table> {
+        let fs = FaultInjectionFs::new();
+        let dir = Path::new("/bench");
+        fs.create_dir_all(dir).map_err(crate::Error::from)?;
+        let path = dir.join("000001.sst");
+        let file = fs.create(&path).map_err(crate::Error::from)?;
+        let opts = crate::table::TableBuildOptions {
+            block_size: 4096,
+            restart_interval: 16,
+            bloom_bits_per_key: 10,
+            compression: crate::Compression::Lz4,
+        };
+        let mut b = crate::table::TableBuilder::new(file, path.clone(), opts);
+        for (k, v) in pairs {
+            b.add(&internal_key(k, 1), v)?;
+        }
+        b.finish()?;
+        let file = fs.open(&path).map_err(crate::Error::from)?;
+        let cache =
+            (cache_size > 0).then(|| Arc::new(crate::block_cache::BlockCache::new(cache_size)));
+        crate::table::Table::open(file, path, 1, cache, Arc::default()).map(Table)
+    }
+
+    /// Point lookup of `user_key`; whether it has a value.
+    pub fn get(&self, user_key: &[u8]) -> crate::Result<bool> {
+        Ok(self.0.get(user_key, crate::types::MAX_SEQNO)?.is_some())
+    }
+
+    /// Reads every entry; returns how many.
+    pub fn scan(&self) -> usize {
+        let mut it = self.0.iter();
+        it.seek_to_first();
+        let mut n = 0;
+        while it.valid() {
+            std::hint::black_box((it.key(), it.value()));
+            n += 1;
+            it.next();
+        }
+        n
+    }
+}
+
+/// The block cache, for benchmarks.
+pub struct BlockCache(crate::block_cache::BlockCache);
+
+impl BlockCache {
+    /// A cache of `capacity` bytes.
+    pub fn new(capacity: usize) -> BlockCache {
+        BlockCache(crate::block_cache::BlockCache::new(capacity))
+    }
+
+    /// Caches `block` under (`file`, `offset`).
+    pub fn insert(&self, file: u64, offset: u64, block: &Block) {
+        self.0.insert(file, offset, Arc::new(block_clone(&block.0)));
+    }
+
+    /// Whether (`file`, `offset`) is cached.
+    pub fn get(&self, file: u64, offset: u64) -> bool {
+        self.0.get(file, offset).is_some()
+    }
+}
+
+fn block_clone(b: &crate::table::Block) -> crate::table::Block {
+    b.duplicate()
+}
