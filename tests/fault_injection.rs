@@ -303,7 +303,9 @@ fn fault_case(point: &FaultPoint, kind: FaultKind) {
                 b.put(&k, &v);
                 b
             },
-            &WriteOptions { sync: i.is_multiple_of(5) },
+            &WriteOptions {
+                sync: i.is_multiple_of(5),
+            },
         )?;
         acked.insert(k, v);
         failed = None;
