@@ -10,7 +10,7 @@
 use crate::error::Result;
 use crate::internal_iter::InternalIterator;
 use crate::types::{
-    compare_internal_keys, encode_internal_key, parse_internal_key, SeqNo, ValueKind,
+    compare_internal_keys, encode_internal_key, parse_internal_key, LookupKey, SeqNo, ValueKind,
 };
 use bytes::Bytes;
 use crossbeam_skiplist::SkipMap;
@@ -114,14 +114,19 @@ impl MemTable {
     }
 
     /// The newest entry for `user_key` with sequence number `<= seq`.
+    #[cfg(any(test, feature = "internals"))]
     pub(crate) fn get(&self, user_key: &[u8], seq: SeqNo) -> Lookup {
-        let mut probe = Vec::with_capacity(user_key.len() + 8);
-        encode_internal_key(&mut probe, user_key, seq, ValueKind::SEEK);
-        let Some(entry) = self.map.lower_bound(Bound::Included(KeyRef::new(&probe))) else {
+        self.lookup(&LookupKey::new(user_key, seq))
+    }
+
+    /// The newest entry for `key`'s user key visible at its sequence number.
+    pub(crate) fn lookup(&self, key: &LookupKey) -> Lookup {
+        let probe = KeyRef::new(key.internal_key());
+        let Some(entry) = self.map.lower_bound(Bound::Included(probe)) else {
             return Lookup::Absent;
         };
         match parse_internal_key(&entry.key().0) {
-            Some(p) if p.user_key == user_key => match p.kind {
+            Some(p) if p.user_key == key.user_key() => match p.kind {
                 ValueKind::Put => Lookup::Found(entry.value().clone()),
                 ValueKind::Delete => Lookup::Deleted,
             },

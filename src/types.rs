@@ -69,6 +69,33 @@ pub fn encode_internal_key(dst: &mut Vec<u8>, user_key: &[u8], seq: SeqNo, kind:
     dst.extend_from_slice(&pack_trailer(seq, kind).to_le_bytes());
 }
 
+/// The internal key a point lookup seeks to: the user key with the
+/// snapshot's sequence number and the kind that sorts first, so the first
+/// entry at or after it is the newest one visible. Built once per lookup
+/// and shared by every memtable and table consulted.
+pub struct LookupKey {
+    ikey: Vec<u8>,
+}
+
+impl LookupKey {
+    /// The lookup key for `user_key` as of `seq`.
+    pub fn new(user_key: &[u8], seq: SeqNo) -> LookupKey {
+        let mut ikey = Vec::with_capacity(user_key.len() + TRAILER_LEN);
+        encode_internal_key(&mut ikey, user_key, seq, ValueKind::SEEK);
+        LookupKey { ikey }
+    }
+
+    /// The encoded internal key.
+    pub fn internal_key(&self) -> &[u8] {
+        &self.ikey
+    }
+
+    /// The user key.
+    pub fn user_key(&self) -> &[u8] {
+        user_key(&self.ikey)
+    }
+}
+
 /// A borrowed, already validated view of an encoded internal key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ParsedKey<'a> {

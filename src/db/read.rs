@@ -7,7 +7,9 @@ use crate::internal_iter::InternalIterator;
 use crate::iterator::{DbIterator, KeyRange, RawIterator};
 use crate::memtable::Lookup;
 use crate::merge::MergingIterator;
-use crate::types::{encode_internal_key, parse_internal_key, user_key, SeqNo, ValueKind};
+use crate::types::{
+    encode_internal_key, parse_internal_key, user_key, LookupKey, SeqNo, ValueKind,
+};
 use std::sync::Arc;
 
 /// The newest value of `key` visible at `seq`: memtables newest first, then
@@ -19,8 +21,9 @@ pub(crate) fn get(
     key: &[u8],
     seq: SeqNo,
 ) -> Result<Option<Vec<u8>>> {
+    let lookup = LookupKey::new(key, seq);
     for mem in std::iter::once(&view.mem).chain(view.imms.iter()) {
-        match mem.get(key, seq) {
+        match mem.lookup(&lookup) {
             Lookup::Found(v) => return Ok(Some(v.to_vec())),
             Lookup::Deleted => return Ok(None),
             Lookup::Absent => {}
@@ -30,7 +33,7 @@ pub(crate) fn get(
     for level in 0..version.levels.len() {
         for file in version.files_for_key(level, key) {
             let table = inner.table_cache.get(&file.meta)?;
-            if let Some((_, kind, value)) = table.get(key, seq)? {
+            if let Some((_, kind, value)) = table.lookup(&lookup)? {
                 return Ok(match kind {
                     ValueKind::Put => Some(value.to_vec()),
                     ValueKind::Delete => None,

@@ -12,9 +12,7 @@ use crate::counter::StripedCounter;
 use crate::error::{Error, IoContext, Result};
 use crate::fs::RandomAccessFile;
 use crate::internal_iter::InternalIterator;
-use crate::types::{
-    compare_internal_keys, encode_internal_key, parse_internal_key, SeqNo, ValueKind,
-};
+use crate::types::{compare_internal_keys, parse_internal_key, SeqNo, ValueKind};
 use bytes::Bytes;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -122,11 +120,22 @@ impl Table {
 
     /// The newest entry for `user_key` with sequence number `<= seq`,
     /// tombstones included.
+    #[cfg(any(test, feature = "internals"))]
     pub(crate) fn get(
         &self,
         user_key: &[u8],
         seq: SeqNo,
     ) -> Result<Option<(SeqNo, ValueKind, Bytes)>> {
+        self.lookup(&crate::types::LookupKey::new(user_key, seq))
+    }
+
+    /// The newest entry for `key`'s user key visible at its sequence
+    /// number, tombstones included.
+    pub(crate) fn lookup(
+        &self,
+        key: &crate::types::LookupKey,
+    ) -> Result<Option<(SeqNo, ValueKind, Bytes)>> {
+        let user_key = key.user_key();
         if self.filter.is_some() {
             self.bloom_stats.checks.add(1);
             if !self.may_contain(user_key) {
@@ -134,12 +143,11 @@ impl Table {
                 return Ok(None);
             }
         }
-        let mut target = Vec::with_capacity(user_key.len() + 8);
-        encode_internal_key(&mut target, user_key, seq, ValueKind::SEEK);
-        let mut b = self.index.seek(&target, compare_internal_keys);
+        let target = key.internal_key();
+        let mut b = self.index.seek(target, compare_internal_keys);
         while b < self.handles.len() {
             let block = self.block(b)?;
-            let i = block.seek(&target, compare_internal_keys);
+            let i = block.seek(target, compare_internal_keys);
             if i < block.len() {
                 let p = parse_internal_key(block.key(i)).ok_or_else(|| {
                     Error::corruption(&self.path, self.handles[b].offset, "malformed internal key")

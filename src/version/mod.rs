@@ -134,28 +134,24 @@ impl Version {
         self.levels.iter().flatten().map(|f| f.meta.number)
     }
 
-    /// Files of `level` whose user-key range may contain `key`.
+    /// Files of `level` whose user-key range may contain `key`: any number
+    /// on level 0 (newest first), at most one deeper down.
     pub(crate) fn files_for_key<'a>(
         &'a self,
         level: usize,
         key: &'a [u8],
-    ) -> Box<dyn Iterator<Item = &'a Arc<LiveFile>> + 'a> {
+    ) -> impl Iterator<Item = &'a Arc<LiveFile>> + 'a {
         let files = &self.levels[level];
-        if level == 0 {
-            return Box::new(
-                files
-                    .iter()
-                    .filter(move |f| f.smallest_user_key() <= key && key <= f.largest_user_key()),
-            );
-        }
-        // Sorted and disjoint: the only candidate is the first file whose
-        // largest key is >= key.
-        let idx = files.partition_point(|f| f.largest_user_key().cmp(key) == Ordering::Less);
-        Box::new(
-            files
-                .get(idx)
-                .filter(move |f| f.smallest_user_key() <= key)
-                .into_iter(),
-        )
+        let candidates = if level == 0 {
+            &files[..]
+        } else {
+            // Sorted and disjoint: only the first file whose largest key is
+            // >= key can hold it.
+            let idx = files.partition_point(|f| f.largest_user_key().cmp(key) == Ordering::Less);
+            &files[idx..(idx + 1).min(files.len())]
+        };
+        candidates
+            .iter()
+            .filter(move |f| f.smallest_user_key() <= key && key <= f.largest_user_key())
     }
 }
