@@ -1,6 +1,6 @@
-//! Component benchmarks: memtable, log, block, table, block cache.
-//! Needs the `internals` feature:
-//! `cargo bench --features internals --bench components`.
+//! Component benchmarks: memtable, log, block, table, block cache, through
+//! the `internals` hooks (enabled for dev builds by the crate's
+//! dev-dependency on itself). `cargo bench --bench components`.
 
 use aidb::internals::{build_block, internal_key, Block, BlockCache, LogWriter, MemTable, Table};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
