@@ -13,7 +13,7 @@
 use super::filenames::table_path;
 use super::flush::build_options;
 use super::stats::level_targets;
-use super::{DbInner, ReadView};
+use super::DbInner;
 use crate::error::{IoContext, Result};
 use crate::internal_iter::InternalIterator;
 use crate::iterator::KeyRange;
@@ -235,25 +235,7 @@ fn execute(inner: &DbInner, version: &Version, c: Compaction, allow_move: bool) 
             .extend(outputs.into_iter().map(|m| (out_level as u32, m)));
     }
     inner.stats.compactions.fetch_add(1, Ordering::Relaxed);
-    install(inner, edit)
-}
-
-/// Records `edit` in the MANIFEST and publishes the resulting version.
-pub(crate) fn install(inner: &DbInner, edit: VersionEdit) -> Result<()> {
-    let mut versions = inner.versions.lock();
-    let version = versions.log_and_apply(
-        edit,
-        inner.next_file_number.load(Ordering::Relaxed),
-        inner.visible_seq.load(Ordering::Acquire),
-        || inner.new_file_number(),
-    )?;
-    let mut view = inner.view.write();
-    *view = Arc::new(ReadView {
-        mem: view.mem.clone(),
-        imms: view.imms.clone(),
-        version,
-    });
-    Ok(())
+    inner.install(edit, None)
 }
 
 /// Whether some level below `out_level` may hold an older entry for `key`

@@ -1,7 +1,7 @@
 //! Flush: writing a frozen memtable to a level-0 table file.
 
 use super::filenames::{log_path, table_path};
-use super::{DbInner, ReadView};
+use super::DbInner;
 use crate::error::{IoContext, Result};
 use crate::internal_iter::InternalIterator;
 use crate::memtable::MemTable;
@@ -81,7 +81,6 @@ pub(crate) fn flush_oldest(inner: &DbInner) -> Result<bool> {
         inner.stats.flushes.fetch_add(1, Ordering::Relaxed);
     }
 
-    let mut versions = inner.versions.lock();
     // Logs older than the next memtable's are no longer needed.
     let log_number = {
         let view = inner.view.read();
@@ -96,27 +95,7 @@ pub(crate) fn flush_oldest(inner: &DbInner) -> Result<bool> {
         new_files: meta.into_iter().map(|m| (0, m)).collect(),
         ..VersionEdit::default()
     };
-    let version = versions.log_and_apply(
-        edit,
-        inner.next_file_number.load(Ordering::Relaxed),
-        inner.visible_seq.load(Ordering::Acquire),
-        || inner.new_file_number(),
-    )?;
-    {
-        let mut view = inner.view.write();
-        let imms = view
-            .imms
-            .iter()
-            .filter(|m| !Arc::ptr_eq(m, &imm))
-            .cloned()
-            .collect();
-        *view = Arc::new(ReadView {
-            mem: view.mem.clone(),
-            imms,
-            version,
-        });
-    }
-    drop(versions);
+    inner.install(edit, Some(&imm))?;
     remove_logs_below(inner, log_number);
     Ok(true)
 }

@@ -26,7 +26,7 @@ use crate::iterator::{DbIterator, KeyRange, RawIterator};
 use crate::memtable::MemTable;
 use crate::options::{Options, WriteOptions};
 use crate::types::SeqNo;
-use crate::version::{Version, VersionSet};
+use crate::version::{Version, VersionEdit, VersionSet};
 use background::Background;
 use parking_lot::{Mutex, RwLock};
 use stats::Stats;
@@ -128,6 +128,32 @@ impl DbInner {
             }
             self.bg.cv.wait(&mut st);
         }
+    }
+
+    /// Records `edit` in the MANIFEST, then publishes a read view with the
+    /// resulting version (and without `flushed`, the frozen memtable whose
+    /// table the edit adds), in one step for readers.
+    pub(crate) fn install(&self, edit: VersionEdit, flushed: Option<&Arc<MemTable>>) -> Result<()> {
+        let mut versions = self.versions.lock();
+        let version = versions.log_and_apply(
+            edit,
+            self.next_file_number.load(Ordering::Relaxed),
+            self.visible_seq.load(Ordering::Acquire),
+            || self.new_file_number(),
+        )?;
+        let mut view = self.view.write();
+        let imms = view
+            .imms
+            .iter()
+            .filter(|m| flushed.is_none_or(|f| !Arc::ptr_eq(m, f)))
+            .cloned()
+            .collect();
+        *view = Arc::new(ReadView {
+            mem: view.mem.clone(),
+            imms,
+            version,
+        });
+        Ok(())
     }
 
     /// Whether some level is over its size or file-count target.

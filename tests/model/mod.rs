@@ -6,10 +6,15 @@
 
 #![allow(dead_code)]
 
-use aidb::{DbIterator, KeyRange, MemoryBackend, Snapshot, StorageBackend, WriteBatch};
+use aidb::fs::FaultInjectionFs;
+use aidb::{
+    Compression, DbIterator, KeyRange, MemoryBackend, Options, Snapshot, StorageBackend,
+    WriteBatch, DB,
+};
 use proptest::prelude::*;
 use std::fmt;
 use std::ops::Bound;
+use std::sync::Arc;
 
 /// A store under test.
 pub trait Harness {
@@ -23,6 +28,71 @@ pub trait Harness {
     /// Closes and reopens the store (the runner drops all snapshots first).
     fn reopen(&mut self) -> aidb::Result<()> {
         Ok(())
+    }
+}
+
+/// `DB` as a harness: reopen closes it and opens it again with the same
+/// options.
+pub struct DbHarness {
+    db: Option<DB>,
+    opts: Options,
+}
+
+impl DbHarness {
+    pub fn open(opts: Options) -> aidb::Result<DbHarness> {
+        Ok(DbHarness {
+            db: Some(DB::open_with(opts.clone())?),
+            opts,
+        })
+    }
+
+    fn db(&self) -> &DB {
+        self.db.as_ref().expect("open")
+    }
+
+    /// Closes the database, reporting any error.
+    pub fn close(mut self) -> aidb::Result<()> {
+        match self.db.take() {
+            Some(db) => db.close(),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Harness for DbHarness {
+    fn backend(&self) -> &dyn StorageBackend {
+        self.db()
+    }
+    fn flush(&mut self) -> aidb::Result<()> {
+        self.db().flush()
+    }
+    fn compact(&mut self) -> aidb::Result<()> {
+        self.db().compact_range(..)
+    }
+    fn reopen(&mut self) -> aidb::Result<()> {
+        if let Some(db) = self.db.take() {
+            db.close()?;
+        }
+        self.db = Some(DB::open_with(self.opts.clone())?);
+        Ok(())
+    }
+}
+
+/// Tiny sizes on the in-memory file system (4 KiB write buffer, 8 KiB
+/// tables, 32 KiB level base), so that every case flushes and compacts
+/// many times.
+pub fn tiny(compression: Compression, bloom_bits_per_key: u32) -> Options {
+    Options {
+        fs: Arc::new(FaultInjectionFs::new()),
+        write_buffer_size: 4 << 10,
+        target_file_size: 8 << 10,
+        max_bytes_for_level_base: 32 << 10,
+        level0_file_num_compaction_trigger: 2,
+        block_size: 256,
+        block_restart_interval: 4,
+        compression,
+        bloom_bits_per_key,
+        ..Options::new("/db")
     }
 }
 
