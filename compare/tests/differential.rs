@@ -3,8 +3,10 @@
 //! ways with bounds and prefixes, seeks, mixed-direction iteration,
 //! snapshot reads) must agree, including across flush, compact_range and
 //! reopen. Several AiDb option presets; `AIDB_DIFF_CASES` scales the number
-//! of sequences per preset. A failing case is shrunk by proptest and
-//! printed as the operation list that reproduces it.
+//! of sequences per preset. A failing case is shrunk by proptest, printed
+//! as the operation list that reproduces it, and saved to
+//! `compare/tests/differential.proptest-regressions`, from which every later
+//! run replays it first (commit that file to keep the case).
 
 #[path = "../../tests/model/mod.rs"]
 mod model;
@@ -14,6 +16,7 @@ use aidb::{Compression, Options, StorageBackend};
 use model::{ops_strategy, run_pair, tiny, DbHarness, Harness, Op};
 use oracle::RocksDbOracle;
 use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
 use std::path::Path;
 
 impl Harness for RocksDbOracle {
@@ -50,8 +53,16 @@ fn differential(opts: impl FnOnce(&Path) -> Options, ops: &[Op]) -> Result<(), T
     result.map_err(TestCaseError::fail)
 }
 
+/// Failing cases are saved here (relative to compare/) and replayed first
+/// on the next run.
+const REGRESSIONS: &str = "tests/differential.proptest-regressions";
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: cases(128), ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig {
+        cases: cases(128),
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(REGRESSIONS))),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn defaults_on_disk(ops in ops_strategy(200)) {
