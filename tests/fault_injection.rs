@@ -410,7 +410,7 @@ fn a_flipped_bit_in_any_file_is_detected_never_a_wrong_answer() {
     let flips: usize = std::env::var("AIDB_FLIPS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(400);
+        .unwrap_or(1000);
     let mut rng = rand::rngs::StdRng::seed_from_u64(99);
     let mut detected = 0;
     for _ in 0..flips {
