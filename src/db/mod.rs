@@ -8,6 +8,7 @@ mod background;
 mod compaction;
 mod filenames;
 mod flush;
+mod level_iter;
 mod open;
 mod read;
 mod stats;

@@ -1,5 +1,6 @@
 //! The read path: point lookups, the user-facing iterator, snapshots.
 
+use super::level_iter::LevelIterator;
 use super::{DbInner, ReadView};
 use crate::backend::Snapshot;
 use crate::error::{Error, Result};
@@ -83,7 +84,10 @@ impl DbRawIterator {
             children.push(Box::new(imm.iter()));
         }
         let mut open_error = None;
-        for file in view.version.levels.iter().flatten() {
+        // Level 0's files overlap: each is its own child. Deeper levels are
+        // sorted and disjoint: one concatenating child per level, which
+        // opens a file only when the cursor reaches it.
+        for file in &view.version.levels[0] {
             match inner.table_cache.get(&file.meta) {
                 Ok(table) => children.push(Box::new(table.iter())),
                 Err(e) => {
@@ -91,6 +95,12 @@ impl DbRawIterator {
                     break;
                 }
             }
+        }
+        for files in view.version.levels.iter().skip(1).filter(|f| !f.is_empty()) {
+            children.push(Box::new(LevelIterator::new(
+                files.clone(),
+                inner.table_cache.clone(),
+            )));
         }
         DbRawIterator {
             open_error,

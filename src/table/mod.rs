@@ -22,7 +22,7 @@ pub(crate) use block::Block;
 #[cfg(any(test, feature = "internals"))]
 pub(crate) use block::BlockBuilder;
 pub(crate) use builder::{TableBuildOptions, TableBuilder};
-pub(crate) use reader::{BloomStats, Table};
+pub(crate) use reader::{BloomStats, Table, TableIterator};
 
 use crate::coding::{get_length_prefixed, get_varint64, put_length_prefixed, put_varint64};
 use crate::options::Compression;
