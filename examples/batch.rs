@@ -15,8 +15,7 @@ fn main() -> aidb::Result<()> {
     db.put("alice", "100")?;
     db.put("bob", "50")?;
 
-    // Both updates become visible together, and after a crash either both
-    // are there or neither is.
+    // Both updates become visible together; after a crash, both or neither.
     let (from, to) = (balance(&db, "alice")?, balance(&db, "bob")?);
     let mut batch = WriteBatch::new();
     batch

@@ -13,8 +13,7 @@ fn main() -> aidb::Result<()> {
         let db = DB::open(&dir)?;
         let mut batch = WriteBatch::new();
         batch.put("order:42", "paid").put("stock:widget", "9");
-        // Fsyncs the write-ahead log before returning.
-        db.write_opt(batch, &WriteOptions { sync: true })?;
+        db.write_opt(batch, &WriteOptions { sync: true })?; // fsynced before returning
         db.put("note", "unsynced, but safe from a process crash")?;
         db.close()?; // clean close: everything is durable
     }

@@ -5,11 +5,13 @@
 use aidb::DB;
 use std::sync::Arc;
 
+fn text(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
+    String::from_utf8_lossy(bytes)
+}
+
 fn main() -> aidb::Result<()> {
-    let dir = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "snapshot-db".into());
-    let db = Arc::new(DB::open(&dir)?);
+    let dir = std::env::args().nth(1);
+    let db = Arc::new(DB::open(dir.as_deref().unwrap_or("snapshot-db"))?);
     db.put("counter", "0")?;
 
     let snapshot = db.snapshot();
@@ -21,11 +23,7 @@ fn main() -> aidb::Result<()> {
 
     let frozen = snapshot.get("counter")?.unwrap_or_default();
     let live = db.get("counter")?.unwrap_or_default();
-    println!(
-        "snapshot sees {}, database now holds {}",
-        String::from_utf8_lossy(&frozen),
-        String::from_utf8_lossy(&live)
-    );
+    println!("snapshot: {}, now: {}", text(&frozen), text(&live));
     assert_eq!(frozen, b"0");
     Ok(())
 }

@@ -93,3 +93,25 @@ fn every_guide_is_linked_from_the_readme() {
         }
     }
 }
+
+#[test]
+fn every_example_main_is_under_20_lines() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let source = std::fs::read_to_string(&path).unwrap();
+        let body: Vec<&str> = source
+            .lines()
+            .skip_while(|l| !l.starts_with("fn main"))
+            .skip(1)
+            .take_while(|l| *l != "}")
+            .collect();
+        assert!(!body.is_empty(), "{}: no main", path.display());
+        assert!(
+            body.len() < 20,
+            "{}: main has {} lines",
+            path.display(),
+            body.len()
+        );
+    }
+}
