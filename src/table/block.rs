@@ -108,11 +108,15 @@ impl Block {
         let restart_offsets: Vec<usize> = (0..count)
             .map(|i| get_u32_le(&data[restarts_at + 4 * i..]).unwrap_or(u32::MAX) as usize)
             .collect();
+        // Sized up front so that decoding a block (on every cache miss)
+        // does not grow vectors entry by entry: the keys take at most the
+        // block's bytes, and each entry takes at least three bytes.
+        let max_entries = restarts_at / 3 + 1;
         let mut block = Block {
             data: data.clone(),
-            keys: Vec::new(),
-            key_ends: Vec::new(),
-            values: Vec::new(),
+            keys: Vec::with_capacity(restarts_at),
+            key_ends: Vec::with_capacity(max_entries),
+            values: Vec::with_capacity(max_entries),
         };
         let entries = &data[..restarts_at];
         let mut pos = 0;

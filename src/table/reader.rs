@@ -296,6 +296,23 @@ impl TableIterator {
         }
     }
 
+    /// Moves to the last entry of the nearest non-empty block before block
+    /// `idx` (invalid when there is none, or on error).
+    fn last_entry_before_block(&mut self, mut idx: usize) {
+        while idx > 0 {
+            idx -= 1;
+            if !self.load(idx) {
+                return;
+            }
+            let len = self.block.as_ref().map_or(0, |b| b.len());
+            if len > 0 {
+                self.entry = len - 1;
+                return;
+            }
+        }
+        self.block = None;
+    }
+
     fn current(&self) -> Option<(&Block, usize)> {
         let b = self.block.as_deref()?;
         (self.entry < b.len()).then_some((b, self.entry))
@@ -344,7 +361,7 @@ impl InternalIterator for TableIterator {
         }
         // The first entry > ikey, then one back.
         let b = self.block.clone();
-        let mut at = b.as_ref().map_or(0, |b| {
+        let at = b.as_ref().map_or(0, |b| {
             let first_ge = b.seek(ikey, compare_internal_keys);
             if first_ge < b.len() && compare_internal_keys(b.key(first_ge), ikey).is_eq() {
                 first_ge + 1
@@ -352,19 +369,11 @@ impl InternalIterator for TableIterator {
                 first_ge
             }
         });
-        let mut idx = i;
-        while at == 0 {
-            if idx == 0 {
-                self.block = None;
-                return;
-            }
-            idx -= 1;
-            if !self.load(idx) {
-                return;
-            }
-            at = self.block.as_ref().map_or(0, |b| b.len());
+        if at == 0 {
+            self.last_entry_before_block(i);
+        } else {
+            self.entry = at - 1;
         }
-        self.entry = at - 1;
     }
 
     fn next(&mut self) {
@@ -382,22 +391,7 @@ impl InternalIterator for TableIterator {
             self.entry -= 1;
             return;
         }
-        let mut idx = self.block_idx;
-        loop {
-            if idx == 0 {
-                self.block = None;
-                return;
-            }
-            idx -= 1;
-            if !self.load(idx) {
-                return;
-            }
-            let len = self.block.as_ref().map_or(0, |b| b.len());
-            if len > 0 {
-                self.entry = len - 1;
-                return;
-            }
-        }
+        self.last_entry_before_block(self.block_idx);
     }
 
     fn valid(&self) -> bool {
