@@ -243,3 +243,26 @@ impl BlockCache {
 fn block_clone(b: &crate::table::Block) -> crate::table::Block {
     b.duplicate()
 }
+
+static READ_VIEW_PAUSE_EVERY: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static READ_VIEW_PAUSE_MICROS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static READ_VIEW_CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Makes every `every`-th reader pause for `pause` between reading the
+/// visible sequence number and taking its read view (0 turns it off), so a
+/// stress test can widen the window in which a flush or compaction
+/// installs a new version. Process-wide.
+pub fn set_read_view_pause(every: u64, pause: std::time::Duration) {
+    use std::sync::atomic::Ordering;
+    READ_VIEW_PAUSE_MICROS.store(pause.as_micros() as u64, Ordering::Relaxed);
+    READ_VIEW_PAUSE_EVERY.store(every, Ordering::Relaxed);
+}
+
+pub(crate) fn read_view_pause() {
+    use std::sync::atomic::Ordering;
+    let every = READ_VIEW_PAUSE_EVERY.load(Ordering::Relaxed);
+    if every > 0 && READ_VIEW_CALLS.fetch_add(1, Ordering::Relaxed) % every == 0 {
+        let micros = READ_VIEW_PAUSE_MICROS.load(Ordering::Relaxed);
+        std::thread::sleep(std::time::Duration::from_micros(micros));
+    }
+}

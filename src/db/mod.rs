@@ -59,8 +59,7 @@ pub(crate) struct DbInner {
     /// The current read view, replaced (never mutated) by the write path.
     pub(crate) view: RwLock<Arc<ReadView>>,
     /// Highest sequence number whose write is fully applied. Readers load it
-    /// *before* the view, so every memtable holding entries up to it is in
-    /// the view they get.
+    /// while holding the `view` read lock (see [`DbInner::current_view`]).
     pub(crate) visible_seq: AtomicU64,
     /// Writers waiting to commit; the front one leads the next group.
     writers: Mutex<VecDeque<Arc<write::Writer>>>,
@@ -88,10 +87,23 @@ impl DbInner {
         self.next_file_number.fetch_add(1, Ordering::Relaxed)
     }
 
+    /// The sequence number and view a new read uses, taken at one point.
+    ///
+    /// Both come from under the `view` read lock. A compaction drops the
+    /// versions hidden at the sequence number it read when it started, and
+    /// installs its output under the write lock: a reader that took its
+    /// number before that start but its view after the install would find
+    /// the versions it needs gone. Under the lock, a reader gets either the
+    /// view before the install (which still holds every version) or the
+    /// view after it with a number at least the compaction's. Writers
+    /// publish a number only after its entries are in the memtable of the
+    /// current view, so the view holds everything up to the number.
     pub(crate) fn current_view(&self) -> (SeqNo, Arc<ReadView>) {
+        let view = self.view.read();
         let seq = self.visible_seq.load(Ordering::Acquire);
-        let view = self.view.read().clone();
-        (seq, view)
+        #[cfg(feature = "internals")]
+        crate::internals::read_view_pause();
+        (seq, Arc::clone(&view))
     }
 
     fn check_open(&self) -> Result<()> {
