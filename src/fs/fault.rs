@@ -45,13 +45,17 @@ pub enum FaultKind {
     Eio,
     /// ENOSPC: no space left on the device. A failing append writes nothing.
     Enospc,
+    /// ENOSPC after part of the data reached the file: an append writes
+    /// the first half of its bytes, then fails, as a write that fills the
+    /// disk midway does. Other calls fail as with `Enospc`.
+    TornEnospc,
 }
 
 impl FaultKind {
     fn to_error(self) -> io::Error {
         match self {
             FaultKind::Eio => io::Error::from_raw_os_error(5),
-            FaultKind::Enospc => io::Error::from_raw_os_error(28),
+            FaultKind::Enospc | FaultKind::TornEnospc => io::Error::from_raw_os_error(28),
         }
     }
 }
@@ -101,12 +105,25 @@ impl State {
 
     /// Counts a call and decides whether it fails.
     fn check(&mut self, epoch: u64, op: FsOp, path: &Path) -> io::Result<()> {
-        self.check_epoch(epoch)?;
+        self.check_kind(epoch, op, path).map_err(|(e, _)| e)
+    }
+
+    /// As `check`, also saying which fault fired (`None` for a crash).
+    fn check_kind(
+        &mut self,
+        epoch: u64,
+        op: FsOp,
+        path: &Path,
+    ) -> Result<(), (io::Error, Option<FaultKind>)> {
+        self.check_epoch(epoch).map_err(|e| (e, None))?;
         self.calls += 1;
         *self.counts.entry(op).or_default() += 1;
         if let Some(limit) = self.crash_after {
             if self.calls > limit && op != FsOp::Read {
-                return Err(io::Error::other("simulated crash: file system is gone"));
+                return Err((
+                    io::Error::other("simulated crash: file system is gone"),
+                    None,
+                ));
             }
         }
         for rule in &mut self.rules {
@@ -125,7 +142,7 @@ impl State {
             if let Some(n) = &mut rule.remaining {
                 *n -= 1;
             }
-            return Err(rule.kind.to_error());
+            return Err((rule.kind.to_error(), Some(rule.kind)));
         }
         Ok(())
     }
@@ -298,12 +315,25 @@ struct FaultWritable {
 
 impl WritableFile for FaultWritable {
     fn append(&mut self, data: &[u8]) -> io::Result<()> {
-        self.fs
+        let checked = self
+            .fs
             .state
             .lock()
-            .check(self.fs.epoch(), FsOp::Append, &self.path)?;
-        self.node.lock().data.extend_from_slice(data);
-        Ok(())
+            .check_kind(self.fs.epoch(), FsOp::Append, &self.path);
+        match checked {
+            Ok(()) => {
+                self.node.lock().data.extend_from_slice(data);
+                Ok(())
+            }
+            Err((e, Some(FaultKind::TornEnospc))) => {
+                self.node
+                    .lock()
+                    .data
+                    .extend_from_slice(&data[..data.len() / 2]);
+                Err(e)
+            }
+            Err((e, _)) => Err(e),
+        }
     }
 
     fn sync(&mut self) -> io::Result<()> {
@@ -533,6 +563,15 @@ mod tests {
         f.append(b"ok").unwrap();
         assert_eq!(f.append(b"no").unwrap_err().raw_os_error(), Some(28));
         assert_eq!(fs.read_all(&dir.join("a")).unwrap(), b"ok");
+    }
+
+    #[test]
+    fn torn_enospc_writes_half_then_fails() {
+        let (fs, dir) = fs_with_dir();
+        let mut f = fs.create(&dir.join("a")).unwrap();
+        fs.inject(FsOp::Append, FaultKind::TornEnospc, None, 0, Some(1));
+        assert_eq!(f.append(b"abcdef").unwrap_err().raw_os_error(), Some(28));
+        assert_eq!(fs.read_all(&dir.join("a")).unwrap(), b"abc");
     }
 
     #[test]
