@@ -67,14 +67,35 @@ pub enum Error {
 
     /// An earlier write, flush or compaction failed, so the database stopped
     /// accepting writes to avoid losing or corrupting data. Reads still work.
-    /// Close the database, fix the cause (for example free disk space) and
-    /// open it again: recovery restores every acknowledged write.
+    /// Fix the cause (for example free disk space), then call
+    /// [`DB::resume`](crate::DB::resume); a failed flush or compaction is
+    /// also retried in the background, and writes resume on their own when
+    /// the retry succeeds. If `resume` answers [`Error::ReopenRequired`],
+    /// close the database and open it again: recovery restores every
+    /// acknowledged write.
     #[error("database is read-only after an earlier failure: {cause}")]
     ReadOnly {
         /// The failure that stopped writes.
         #[source]
         cause: Arc<Error>,
     },
+
+    /// The failure that stopped writes left the files in a state that only
+    /// recovery at open can sort out (a failed fsync of the log, a failed
+    /// MANIFEST write, a panic inside the engine): close the database, fix
+    /// the cause and open it again. Returned by
+    /// [`DB::resume`](crate::DB::resume).
+    #[error("the database must be closed and reopened to recover from: {cause}")]
+    ReopenRequired {
+        /// The failure that stopped writes.
+        #[source]
+        cause: Arc<Error>,
+    },
+
+    /// A bug or a panic inside the engine or in code it called (a
+    /// user-provided file system, for example). The message says where.
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 fn fmt_path(path: &Option<PathBuf>) -> String {
@@ -130,6 +151,10 @@ impl Error {
             Error::ReadOnly { cause } => Error::ReadOnly {
                 cause: cause.clone(),
             },
+            Error::ReopenRequired { cause } => Error::ReopenRequired {
+                cause: cause.clone(),
+            },
+            Error::Internal(m) => Error::Internal(m.clone()),
         }
     }
 

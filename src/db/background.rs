@@ -3,18 +3,43 @@
 //!
 //! One mutex and condition variable coordinate everything: workers wait on
 //! it for work, writers stalled on too many memtables wait on it for a
-//! flush, and every finished job wakes them all.
+//! flush, and every finished job wakes them all. After a background failure
+//! (see `health`) the workers retry with back-off instead of flushing and
+//! compacting.
 
+use super::health::{panic_message, Failure};
 use super::DbInner;
 use parking_lot::{Condvar, Mutex, MutexGuard};
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
-#[derive(Default)]
+/// The first automatic retry after a background failure waits this long;
+/// each failed retry doubles the wait, up to `MAX_RETRY_DELAY`.
+const FIRST_RETRY_DELAY: Duration = Duration::from_secs(1);
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(30);
+
 pub(crate) struct BgState {
     pub(crate) shutdown: bool,
     pub(crate) flushing: bool,
     pub(crate) compacting: bool,
+    /// When the next automatic retry after a background failure is due.
+    retry_at: Option<Instant>,
+    /// The wait before the retry after the next failure.
+    retry_delay: Duration,
+}
+
+impl Default for BgState {
+    fn default() -> BgState {
+        BgState {
+            shutdown: false,
+            flushing: false,
+            compacting: false,
+            retry_at: None,
+            retry_delay: FIRST_RETRY_DELAY,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -24,9 +49,29 @@ pub(crate) struct Background {
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Job {
     Flush,
     Compact,
+    /// Retry after a background failure (see `health`).
+    Recover,
+}
+
+enum Pick {
+    Run(Job),
+    Idle,
+    WaitUntil(Instant),
+}
+
+/// The right to run flushes, held by one thread at a time: a background
+/// flush, or `DB::resume`. Released on drop.
+pub(crate) struct FlushSlot<'a>(&'a Background);
+
+impl Drop for FlushSlot<'_> {
+    fn drop(&mut self) {
+        self.0.state.lock().flushing = false;
+        self.0.cv.notify_all();
+    }
 }
 
 impl Background {
@@ -39,11 +84,10 @@ impl Background {
                 .spawn(move || worker(&worker_inner));
             match handle {
                 Ok(h) => threads.push(h),
-                // Fewer threads only means slower background work; at least
-                // one more is tried on the next start.
+                // Fewer threads only means slower background work.
                 Err(_) if !threads.is_empty() => break,
                 Err(e) => {
-                    inner.poison(crate::Error::io(&inner.dir, e));
+                    inner.stop_writes(crate::Error::io(&inner.dir, e), Failure::Fatal);
                     break;
                 }
             }
@@ -71,21 +115,85 @@ impl Background {
     pub(crate) fn lock(&self) -> MutexGuard<'_, BgState> {
         self.state.lock()
     }
+
+    /// Waits until no flush runs, then takes the flush slot.
+    pub(crate) fn claim_flush(&self) -> FlushSlot<'_> {
+        let mut st = self.state.lock();
+        while st.flushing {
+            self.cv.wait(&mut st);
+        }
+        st.flushing = true;
+        FlushSlot(self)
+    }
+
+    /// Plans an automatic retry after a background failure, unless one is
+    /// planned already; each plan waits twice as long as the one before.
+    pub(crate) fn schedule_retry(&self) {
+        let mut st = self.state.lock();
+        if st.retry_at.is_none() {
+            st.retry_at = Some(Instant::now() + st.retry_delay);
+            st.retry_delay = (st.retry_delay * 2).min(MAX_RETRY_DELAY);
+        }
+        self.cv.notify_all();
+    }
+
+    /// Writes are going again: no retry is due.
+    pub(crate) fn recovered(&self) {
+        self.state.lock().retry_at = None;
+        self.cv.notify_all();
+    }
 }
 
-fn pick_job(inner: &DbInner, st: &mut BgState) -> Option<Job> {
-    if inner.is_poisoned() {
-        return None;
+fn pick_job(inner: &DbInner, st: &mut BgState) -> Pick {
+    match inner.stopped_for() {
+        Some(Failure::Fatal) | Some(Failure::Log) => Pick::Idle,
+        Some(Failure::Background) => {
+            if st.flushing {
+                return Pick::Idle;
+            }
+            match st.retry_at {
+                Some(at) if Instant::now() < at => Pick::WaitUntil(at),
+                _ => {
+                    st.retry_at = None;
+                    st.flushing = true;
+                    Pick::Run(Job::Recover)
+                }
+            }
+        }
+        None => {
+            if !st.flushing && !inner.view.read().imms.is_empty() {
+                st.flushing = true;
+                return Pick::Run(Job::Flush);
+            }
+            if !st.compacting && inner.compaction_wanted() {
+                st.compacting = true;
+                return Pick::Run(Job::Compact);
+            }
+            Pick::Idle
+        }
     }
-    if !st.flushing && !inner.view.read().imms.is_empty() {
-        st.flushing = true;
-        return Some(Job::Flush);
+}
+
+fn run(inner: &DbInner, job: Job) -> bool {
+    // A panic in a job (a bug, or in user code such as a custom file
+    // system) must not kill the thread with its flag still set, which
+    // would leave every writer waiting for a flush that never comes.
+    let result = std::panic::catch_unwind(AssertUnwindSafe(|| match job {
+        Job::Flush => super::flush::flush_oldest(inner).map(|_| ()),
+        Job::Compact => super::compaction::run_one(inner).map(|_| ()),
+        Job::Recover => inner.recover(),
+    }));
+    match result {
+        Ok(r) => r.is_ok(),
+        Err(panic) => {
+            let msg = format!(
+                "panic in a background {job:?} job: {}",
+                panic_message(&*panic)
+            );
+            inner.stop_writes(crate::Error::Internal(msg), Failure::Fatal);
+            false
+        }
     }
-    if !st.compacting && inner.compaction_wanted() {
-        st.compacting = true;
-        return Some(Job::Compact);
-    }
-    None
 }
 
 fn worker(inner: &Arc<DbInner>) {
@@ -95,22 +203,27 @@ fn worker(inner: &Arc<DbInner>) {
         if st.shutdown {
             return;
         }
-        let Some(job) = pick_job(inner, &mut st) else {
-            bg.cv.wait(&mut st);
-            continue;
+        let job = match pick_job(inner, &mut st) {
+            Pick::Run(job) => job,
+            Pick::Idle => {
+                bg.cv.wait(&mut st);
+                continue;
+            }
+            Pick::WaitUntil(at) => {
+                bg.cv.wait_until(&mut st, at);
+                continue;
+            }
         };
         drop(st);
-        let result = match job {
-            Job::Flush => super::flush::flush_oldest(inner).map(|_| ()),
-            Job::Compact => super::compaction::run_one(inner).map(|_| ()),
-        };
-        if let Err(e) = result {
-            inner.poison(e);
-        }
+        let ok = run(inner, job);
         st = bg.state.lock();
         match job {
-            Job::Flush => st.flushing = false,
+            Job::Flush | Job::Recover => st.flushing = false,
             Job::Compact => st.compacting = false,
+        }
+        if ok && job != Job::Recover {
+            // Real progress: the next failure starts the back-off afresh.
+            st.retry_delay = FIRST_RETRY_DELAY;
         }
         bg.cv.notify_all();
     }

@@ -11,7 +11,7 @@
 //! without being rewritten.
 
 use super::filenames::table_path;
-use super::flush::build_options;
+use super::flush::{build_options, failure_of};
 use super::stats::level_targets;
 use super::DbInner;
 use crate::error::{IoContext, Result};
@@ -131,17 +131,11 @@ pub(crate) fn run_one(inner: &DbInner) -> Result<bool> {
     Ok(true)
 }
 
-/// Runs `compact_range_inner`, stopping writes if it fails: a compaction
-/// that failed part-way may have left the MANIFEST with a partial record.
-pub(crate) fn compact_range(inner: &DbInner, range: &KeyRange) -> Result<()> {
-    compact_range_inner(inner, range).map_err(|e| inner.poison(e))
-}
-
 /// Compacts every file overlapping `range`, level by level, into the level
 /// below the deepest one holding data (or the last level), rewriting every
 /// file on the way so that overwritten values and deleted keys that no
 /// snapshot can see are dropped.
-fn compact_range_inner(inner: &DbInner, range: &KeyRange) -> Result<()> {
+pub(crate) fn compact_range(inner: &DbInner, range: &KeyRange) -> Result<()> {
     let _running = inner.compaction_lock.lock();
     let levels = inner.opts.num_levels;
     let deepest = {
@@ -219,8 +213,28 @@ fn execute(inner: &DbInner, version: &Version, c: Compaction, allow_move: bool) 
             .push((out_level as u32, c.inputs[0].meta.clone()));
         inner.stats.trivial_moves.fetch_add(1, Ordering::Relaxed);
     } else {
-        let outputs = merge_files(inner, version, &c, oldest_visible(inner))?;
-        inner.fs.sync_dir(&inner.dir).ctx(&inner.dir)?;
+        let mut created = Vec::new();
+        let merged = merge_files(inner, version, &c, oldest_visible(inner), &mut created).and_then(
+            |outputs| {
+                inner
+                    .fs
+                    .sync_dir(&inner.dir)
+                    .ctx(&inner.dir)
+                    .map(|_| outputs)
+            },
+        );
+        let outputs = match merged {
+            Ok(outputs) => outputs,
+            Err(e) => {
+                // Nothing refers to the outputs and the inputs are
+                // untouched: remove them and let the compaction run again.
+                for &number in &created {
+                    let _ = inner.fs.remove_file(&table_path(&inner.dir, number));
+                }
+                let failure = failure_of(&e);
+                return Err(inner.stop_writes(e, failure));
+            }
+        };
         let read: u64 = c.inputs.iter().chain(&c.next).map(|f| f.meta.size).sum();
         let written: u64 = outputs.iter().map(|m| m.size).sum();
         inner
@@ -246,11 +260,14 @@ fn deeper_levels_may_hold(version: &Version, out_level: usize, key: &[u8]) -> bo
 
 /// Merges the inputs into new files for the output level, dropping entries
 /// no reader can see.
+/// The number of every output file started is pushed to `created`, so the
+/// caller can remove them when the compaction fails.
 fn merge_files(
     inner: &DbInner,
     version: &Version,
     c: &Compaction,
     oldest_visible: SeqNo,
+    created: &mut Vec<u64>,
 ) -> Result<Vec<FileMeta>> {
     let out_level = c.level + 1;
     let mut children: Vec<Box<dyn InternalIterator>> = Vec::new();
@@ -318,7 +335,9 @@ fn merge_files(
         newer_seq = p.seq;
         if !hidden && !dead_tombstone {
             if out.is_none() {
-                out = Some(Output::start(inner, out_level)?);
+                let number = inner.new_file_number();
+                created.push(number);
+                out = Some(Output::start(inner, out_level, number)?);
             }
             if let Some(o) = out.as_mut() {
                 o.add(key, iter.value())?;
@@ -340,8 +359,7 @@ struct Output {
 }
 
 impl Output {
-    fn start(inner: &DbInner, level: usize) -> Result<Output> {
-        let number = inner.new_file_number();
+    fn start(inner: &DbInner, level: usize, number: u64) -> Result<Output> {
         let path = table_path(&inner.dir, number);
         let file = inner.fs.create(&path).ctx(&path)?;
         Ok(Output {

@@ -1,6 +1,7 @@
 //! Flush: writing a frozen memtable to a level-0 table file.
 
 use super::filenames::{log_path, table_path};
+use super::health::Failure;
 use super::DbInner;
 use crate::error::{IoContext, Result};
 use crate::internal_iter::InternalIterator;
@@ -71,8 +72,18 @@ pub(crate) fn flush_oldest(inner: &DbInner) -> Result<bool> {
         None => return Ok(false),
     };
     let number = inner.new_file_number();
-    let meta = write_table(&inner.opts, &mut imm.iter(), number, 0)?;
-    inner.fs.sync_dir(&inner.dir).ctx(&inner.dir)?;
+    let written = write_table(&inner.opts, &mut imm.iter(), number, 0)
+        .and_then(|meta| inner.fs.sync_dir(&inner.dir).ctx(&inner.dir).map(|_| meta));
+    let meta = match written {
+        Ok(meta) => meta,
+        Err(e) => {
+            // Nothing refers to the table: remove it; the memtable stays
+            // and the flush can run again.
+            let _ = inner.fs.remove_file(&table_path(&inner.dir, number));
+            let failure = failure_of(&e);
+            return Err(inner.stop_writes(e, failure));
+        }
+    };
     if let Some(m) = &meta {
         inner
             .stats
@@ -98,6 +109,16 @@ pub(crate) fn flush_oldest(inner: &DbInner) -> Result<bool> {
     inner.install(edit, Some(&imm))?;
     remove_logs_below(inner, log_number);
     Ok(true)
+}
+
+/// How a failed flush or compaction (before its MANIFEST edit) stops
+/// writes: damaged input cannot be retried away; I/O errors can.
+pub(crate) fn failure_of(e: &crate::Error) -> Failure {
+    if e.is_corruption() {
+        Failure::Fatal
+    } else {
+        Failure::Background
+    }
 }
 
 /// Removes log files older than `log_number`. Failures only leave files

@@ -8,6 +8,7 @@ mod background;
 mod compaction;
 mod filenames;
 mod flush;
+mod health;
 mod level_iter;
 mod open;
 mod read;
@@ -77,8 +78,8 @@ pub(crate) struct DbInner {
     pub(crate) stats: Stats,
     /// Sequence numbers of live snapshots, with their counts.
     pub(crate) snapshots: Mutex<BTreeMap<SeqNo, usize>>,
-    /// The failure that stopped writes, if any.
-    poisoned: Mutex<Option<Arc<Error>>>,
+    /// The failure that stopped writes, if any (see `health`).
+    stopped: Mutex<Option<health::Stopped>>,
     closed: AtomicBool,
 }
 
@@ -113,16 +114,6 @@ impl DbInner {
         Ok(())
     }
 
-    /// Stops writes after a failure that may have left the log or a file in
-    /// an unknown state. Returns the error to hand to the caller.
-    pub(crate) fn poison(&self, err: Error) -> Error {
-        let mut p = self.poisoned.lock();
-        if p.is_none() {
-            *p = Some(Arc::new(err.duplicate()));
-        }
-        err
-    }
-
     /// Blocks until `done` holds, re-checking whenever background work
     /// finishes. Fails when writes have stopped after an error (the state
     /// may then never be reached) or the database closes.
@@ -145,15 +136,18 @@ impl DbInner {
 
     /// Records `edit` in the MANIFEST, then publishes a read view with the
     /// resulting version (and without `flushed`, the frozen memtable whose
-    /// table the edit adds), in one step for readers.
+    /// table the edit adds), in one step for readers. A failure stops
+    /// writes for good: the MANIFEST may end in part of a record.
     pub(crate) fn install(&self, edit: VersionEdit, flushed: Option<&Arc<MemTable>>) -> Result<()> {
         let mut versions = self.versions.lock();
-        let version = versions.log_and_apply(
-            edit,
-            self.next_file_number.load(Ordering::Relaxed),
-            self.visible_seq.load(Ordering::Acquire),
-            || self.new_file_number(),
-        )?;
+        let version = versions
+            .log_and_apply(
+                edit,
+                self.next_file_number.load(Ordering::Relaxed),
+                self.visible_seq.load(Ordering::Acquire),
+                || self.new_file_number(),
+            )
+            .map_err(|e| self.stop_writes(e, health::Failure::Fatal))?;
         let mut view = self.view.write();
         let imms = view
             .imms
@@ -175,46 +169,54 @@ impl DbInner {
         compaction::most_urgent(&self.opts, &version).is_some()
     }
 
-    pub(crate) fn is_poisoned(&self) -> bool {
-        self.poisoned.lock().is_some()
-    }
-
-    fn check_writable(&self) -> Result<()> {
-        self.check_open()?;
-        match &*self.poisoned.lock() {
-            Some(cause) => Err(Error::ReadOnly {
-                cause: cause.clone(),
-            }),
-            None => Ok(()),
-        }
-    }
-
+    /// Closes the handle: stops the background threads, then writes every
+    /// memtable to a table, so that a clean shutdown leaves no data in the
+    /// logs, and marks the MANIFEST as cleanly closed. When writes are
+    /// stopped after a failure, tries once to recover (see `health`) and
+    /// otherwise returns the failure. The directory lock stays held until
+    /// the last snapshot and iterator of this handle is gone (`Drop`).
     fn close(&self) -> Result<()> {
         if self.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
         self.bg.stop();
-        // Wait for the group in flight, then write every memtable to a
-        // table, so that a clean shutdown leaves no data in the logs (and
-        // nothing to replay), and mark the MANIFEST as cleanly closed.
-        let result = {
-            let _queue = self.writers.lock();
-            let mut wal = self.wal.lock();
-            if self.is_poisoned() {
-                Ok(())
-            } else {
-                self.flush_all_for_close(&mut wal)
-            }
-        };
-        self.lock.lock().take();
-        result
+        if self.stopped_for().is_some() {
+            // The background threads are gone: no flush runs meanwhile.
+            self.recover().map_err(|_| self.stopped_error())?;
+        }
+        // Wait for the group in flight (new ones see `closed`), then flush.
+        let _queue = self.writers.lock();
+        let mut wal = self.wal.lock();
+        self.flush_all_for_close(&mut wal)
+    }
+
+    /// The error writes are refused with (`Closed` once cleared).
+    fn stopped_error(&self) -> Error {
+        match &*self.stopped.lock() {
+            Some(s) => Error::ReadOnly {
+                cause: s.cause.clone(),
+            },
+            None => Error::Closed,
+        }
     }
 
     fn flush_all_for_close(&self, wal: &mut write::WalState) -> Result<()> {
         write::rotate(self, wal)?;
         while flush::flush_oldest(self)? {}
-        self.versions.lock().mark_clean_close()?;
+        self.versions
+            .lock()
+            .mark_clean_close()
+            .map_err(|e| self.stop_writes(e, health::Failure::Fatal))?;
         wal.sync()
+            .map_err(|e| self.stop_writes(e, health::Failure::Fatal))
+    }
+}
+
+impl Drop for DbInner {
+    fn drop(&mut self) {
+        // Every handle, snapshot and iterator is gone: only now may another
+        // handle open the directory and delete files they might still read.
+        self.lock.get_mut().take();
     }
 }
 
@@ -361,12 +363,43 @@ impl DB {
 
     /// Writes every memtable to table files and waits until that is done,
     /// so that the log files holding their data can be removed. Afterwards
-    /// every write made before the call is durable.
+    /// every write made before the call is durable. Writes made while it
+    /// waits are not waited for.
     pub fn flush(&self) -> Result<()> {
         self.inner.check_writable()?;
-        write::freeze_memtable(&self.inner)?;
-        self.inner
-            .wait_for(|inner, _| inner.view.read().imms.is_empty())
+        let Some(newest) = write::freeze_memtable(&self.inner)? else {
+            return Ok(());
+        };
+        // Memtables are flushed oldest first; ones frozen after this call
+        // (by later writes) have larger log numbers.
+        self.inner.wait_for(|inner, _| {
+            inner
+                .view
+                .read()
+                .imms
+                .last()
+                .is_none_or(|oldest| oldest.log_number() > newest)
+        })
+    }
+
+    /// Gets writes going again after a failure stopped them (see
+    /// [`Error::ReadOnly`]), once its cause is fixed (for example, disk
+    /// space freed). Flushes the memtables and, after a failed log write,
+    /// starts a new log; returns `Ok` when the database takes writes again
+    /// (also when it never stopped). Nothing acknowledged is lost and
+    /// nothing is applied twice. Failed flushes and compactions are also
+    /// retried in the background with back-off (the first retry after
+    /// about a second), so writes can come back without this call.
+    ///
+    /// # Errors
+    /// The failure again if it persists (writes stay stopped);
+    /// [`Error::ReopenRequired`] for failures that only a reopen can
+    /// recover from: a failed fsync of the log, a failed MANIFEST write,
+    /// a panic inside the engine.
+    pub fn resume(&self) -> Result<()> {
+        self.inner.check_open()?;
+        let _slot = self.inner.bg.claim_flush();
+        self.inner.recover()
     }
 
     /// Compacts the keys in `range` (`..` for everything): flushes the
@@ -429,7 +462,14 @@ impl DB {
     /// to a table file, and records a clean shutdown in the MANIFEST, so
     /// that the next open has no log to replay. Dropping the handle does the
     /// same but ignores errors. Snapshots and iterators still alive keep
-    /// working on the data they already see.
+    /// working on the data they already see, and keep the directory locked
+    /// (another `DB::open` of it fails with [`Error::Locked`]) until the
+    /// last of them is dropped.
+    ///
+    /// # Errors
+    /// When writes were stopped by a failure that [`DB::resume`] cannot
+    /// clear now, [`Error::ReadOnly`] with that failure: memtables could
+    /// not be flushed, and the next open recovers them from the log.
     pub fn close(self) -> Result<()> {
         self.inner.close()
     }

@@ -199,7 +199,7 @@ pub(crate) fn open(opts: Options) -> Result<Arc<DbInner>> {
         compaction_cursors: Mutex::new(Vec::new()),
         stats: Stats::default(),
         snapshots: Mutex::new(BTreeMap::new()),
-        poisoned: Mutex::new(None),
+        stopped: Mutex::new(None),
         closed: AtomicBool::new(false),
         opts,
     });

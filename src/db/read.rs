@@ -63,6 +63,8 @@ pub(crate) struct DbRawIterator {
     open_error: Option<Error>,
     /// Keeps the memtables and files of the view alive.
     _view: Arc<ReadView>,
+    /// Keeps the directory locked while the cursor may read its files.
+    _inner: Arc<DbInner>,
     iter: MergingIterator,
     seq: SeqNo,
     direction: Direction,
@@ -77,7 +79,7 @@ pub(crate) struct DbRawIterator {
 impl DbRawIterator {
     /// A cursor over `view` at `seq`. Opening a table file can fail; the
     /// error is then reported by `status()`.
-    pub(crate) fn new(inner: &DbInner, view: Arc<ReadView>, seq: SeqNo) -> DbRawIterator {
+    pub(crate) fn new(inner: &Arc<DbInner>, view: Arc<ReadView>, seq: SeqNo) -> DbRawIterator {
         let mut children: Vec<Box<dyn InternalIterator>> = Vec::new();
         children.push(Box::new(view.mem.iter()));
         for imm in &view.imms {
@@ -105,6 +107,7 @@ impl DbRawIterator {
         DbRawIterator {
             open_error,
             _view: view,
+            _inner: inner.clone(),
             iter: MergingIterator::new(children),
             seq,
             direction: Direction::Forward,

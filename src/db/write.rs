@@ -8,6 +8,7 @@
 //! to the next one in the queue.
 
 use super::filenames::log_path;
+use super::health::{panic_message, Failure};
 use super::{DbInner, ReadView};
 use crate::batch::{BatchOp, WriteBatch};
 use crate::error::{Error, IoContext, Result};
@@ -104,7 +105,18 @@ pub(crate) fn write(inner: &DbInner, batch: WriteBatch, sync: bool) -> Result<()
     drop(queue);
 
     let result = match inner.check_writable() {
-        Ok(()) => commit_group(inner, merged.unwrap_or_default(), any_sync),
+        Ok(()) => {
+            // A panic here (a bug, or in a user-provided file system) must
+            // still hand the lead on, or every later writer would wait for
+            // ever behind a leader that is gone.
+            let commit = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                commit_group(inner, merged.unwrap_or_default(), any_sync)
+            }));
+            commit.unwrap_or_else(|panic| {
+                let msg = format!("panic while committing a write: {}", panic_message(&*panic));
+                Err(inner.stop_writes(Error::Internal(msg), Failure::Fatal))
+            })
+        }
         Err(e) => Err(e),
     };
 
@@ -136,12 +148,14 @@ fn commit_group(inner: &DbInner, mut batch: WriteBatch, sync: bool) -> Result<()
     if count > 0 {
         let record = batch.encode(first);
         if let Err(e) = wal.writer.add_record(record) {
-            return Err(inner.poison(Error::io(&wal.path, e)));
+            // The log may now end in part of a record: nothing more may be
+            // appended to it (see `health`).
+            return Err(inner.stop_writes(Error::io(&wal.path, e), Failure::Log));
         }
     }
     if sync {
         if let Err(e) = wal.writer.sync() {
-            return Err(inner.poison(Error::io(&wal.path, e)));
+            return Err(inner.stop_writes(Error::io(&wal.path, e), Failure::Fatal));
         }
     }
     if count == 0 {
@@ -217,11 +231,26 @@ pub(crate) fn rotate(inner: &DbInner, wal: &mut WalState) -> Result<()> {
     if inner.view.read().mem.is_empty() {
         return Ok(());
     }
+    new_log(inner, wal)
+}
+
+/// Starts a new log even when the memtable is empty: after a failed
+/// append, the old log must take no more records.
+pub(crate) fn switch_log(inner: &DbInner, wal: &mut WalState) -> Result<()> {
+    new_log(inner, wal)
+}
+
+fn new_log(inner: &DbInner, wal: &mut WalState) -> Result<()> {
     // The old log must be durable before a newer one can hold data, or a
     // power cut could keep later writes while losing earlier ones.
-    wal.sync().map_err(|e| inner.poison(e))?;
+    wal.sync()
+        .map_err(|e| inner.stop_writes(e, Failure::Fatal))?;
     let number = inner.new_file_number();
-    let (path, writer) = create_log(&*inner.fs, &inner.dir, number).map_err(|e| inner.poison(e))?;
+    let (path, writer) = create_log(&*inner.fs, &inner.dir, number).map_err(|e| {
+        // Nothing was written to the new log; the old one is intact.
+        let _ = inner.fs.remove_file(&log_path(&inner.dir, number));
+        inner.stop_writes(e, Failure::Log)
+    })?;
     *wal = WalState {
         writer,
         path,
@@ -230,7 +259,9 @@ pub(crate) fn rotate(inner: &DbInner, wal: &mut WalState) -> Result<()> {
     {
         let mut view = inner.view.write();
         let mut imms = Vec::with_capacity(view.imms.len() + 1);
-        imms.push(view.mem.clone());
+        if !view.mem.is_empty() {
+            imms.push(view.mem.clone());
+        }
         imms.extend(view.imms.iter().cloned());
         *view = Arc::new(ReadView {
             mem: Arc::new(MemTable::new(number)),
@@ -242,11 +273,14 @@ pub(crate) fn rotate(inner: &DbInner, wal: &mut WalState) -> Result<()> {
     Ok(())
 }
 
-/// Freezes the memtable now, whatever its size (for `DB::flush`).
-pub(crate) fn freeze_memtable(inner: &DbInner) -> Result<()> {
+/// Freezes the memtable now, whatever its size (for `DB::flush`). Returns
+/// the log number of the newest frozen memtable, if any is waiting: the
+/// flush is done when every memtable up to that one is written.
+pub(crate) fn freeze_memtable(inner: &DbInner) -> Result<Option<u64>> {
     let mut wal = inner.wal.lock();
     inner.check_writable()?;
-    rotate(inner, &mut wal)
+    rotate(inner, &mut wal)?;
+    Ok(inner.view.read().imms.first().map(|m| m.log_number()))
 }
 
 /// Creates log file `number` and makes its name durable.

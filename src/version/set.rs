@@ -140,6 +140,13 @@ pub(crate) struct VersionSet {
     deleter: Deleter,
     /// Logs numbered below this hold nothing that is not in a table.
     pub(crate) log_number: u64,
+    /// The first failed MANIFEST write. After it the file may end in part
+    /// of a record, and a record appended after that would be unreadable
+    /// (and could still be synced and trusted): every later change is
+    /// refused, so no file is ever deleted on the strength of an edit that
+    /// is not durably readable. Only a reopen, which starts a new
+    /// MANIFEST, clears it.
+    failed: Option<Arc<Error>>,
 }
 
 impl VersionSet {
@@ -163,21 +170,43 @@ impl VersionSet {
             current: Arc::new(version),
             deleter,
             log_number: counters.log_number,
+            failed: None,
         })
+    }
+
+    /// Refuses any change after a failed write (see `failed`).
+    fn check_usable(&self) -> Result<()> {
+        match &self.failed {
+            Some(cause) => Err(Error::ReopenRequired {
+                cause: cause.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Remembers a failed write, then passes the error on.
+    fn fail(&mut self, err: Error) -> Error {
+        if self.failed.is_none() {
+            self.failed = Some(Arc::new(err.duplicate()));
+        }
+        err
     }
 
     /// Records that the database was closed cleanly. The marker holds no
     /// data, so the edit before it, which does, is never the file's last
     /// record: damage to it cannot pass for a write torn by a crash.
     pub(crate) fn mark_clean_close(&mut self) -> Result<()> {
+        self.check_usable()?;
         let edit = VersionEdit {
             clean_close: true,
             ..VersionEdit::default()
         };
-        self.manifest
+        let written = self
+            .manifest
             .add_record(&edit.encode())
-            .ctx(&self.manifest_path)?;
-        self.manifest.sync().ctx(&self.manifest_path)
+            .and_then(|_| self.manifest.sync())
+            .ctx(&self.manifest_path);
+        written.map_err(|e| self.fail(e))
     }
 
     pub(crate) fn current(&self) -> Arc<Version> {
@@ -195,6 +224,7 @@ impl VersionSet {
         last_sequence: SeqNo,
         new_file_number: impl FnOnce() -> u64,
     ) -> Result<Arc<Version>> {
+        self.check_usable()?;
         let log_number = edit.log_number.unwrap_or(self.log_number);
         edit.log_number = Some(log_number);
         edit.next_file_number = Some(next_file_number);
@@ -208,18 +238,20 @@ impl VersionSet {
                 next_file_number: next_file_number.max(number + 1),
                 last_sequence,
             };
-            let (manifest, path) =
-                write_manifest(&*self.fs, &self.dir, number, &version, counters)?;
+            let (manifest, path) = write_manifest(&*self.fs, &self.dir, number, &version, counters)
+                .map_err(|e| self.fail(e))?;
             self.manifest = manifest;
             self.manifest_path = path;
             // The old MANIFEST is unreferenced now; a failure to remove it
             // leaves a file that the next open removes.
             let _ = self.fs.remove_file(&old);
         } else {
-            self.manifest
+            let written = self
+                .manifest
                 .add_record(&edit.encode())
-                .ctx(&self.manifest_path)?;
-            self.manifest.sync().ctx(&self.manifest_path)?;
+                .and_then(|_| self.manifest.sync())
+                .ctx(&self.manifest_path);
+            written.map_err(|e| self.fail(e))?;
         }
         // Only now that the edit is durable may the files it removed go.
         super::retire(removed);
