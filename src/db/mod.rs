@@ -12,6 +12,7 @@ mod health;
 mod level_iter;
 mod open;
 mod read;
+mod replay;
 mod stats;
 mod table_cache;
 mod verify;

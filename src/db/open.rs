@@ -10,23 +10,23 @@
 //! MANIFEST and logs in charge.
 
 use super::background::Background;
-use super::filenames::{self, log_path, table_path, FileType, IDENTITY, LOCK};
+use super::filenames::{self, table_path, FileType, IDENTITY, LOCK};
 use super::flush::write_table;
+use super::replay::Replay;
 use super::stats::Stats;
 use super::table_cache::TableCache;
 use super::write::{create_log, WalState};
 use super::{DbInner, ReadView};
-use crate::batch::WriteBatch;
 use crate::block_cache::BlockCache;
 use crate::error::{Error, IoContext, Result};
 use crate::fs::{EntryKind, FileSystem};
 use crate::memtable::MemTable;
-use crate::options::{Options, WalRecoveryMode};
+use crate::options::Options;
+use crate::table::Table;
 use crate::types::SeqNo;
 use crate::version::{
     read_current, Counters, Deleter, FileMeta, LiveFile, Version, VersionSet, CURRENT,
 };
-use crate::wal::{LogKind, LogReader, ReadEvent};
 use parking_lot::{Mutex, RwLock};
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::io;
@@ -113,24 +113,41 @@ pub(crate) fn open(opts: Options) -> Result<Arc<DbInner>> {
     let next_file_number = AtomicU64::new(next_file);
     let new_number = || next_file_number.fetch_add(1, Ordering::Relaxed);
 
+    // Tables no MANIFEST edit names: left by a crash mid-flush or
+    // mid-compaction (their data is also in a log or in live tables), or
+    // named by an edit that damage cut off the MANIFEST.
+    let live: HashSet<u64> = levels.iter().flatten().map(|m| m.number).collect();
+    let unlisted: Vec<u64> = names
+        .iter()
+        .filter_map(|n| match filenames::parse(n) {
+            Some(FileType::Table(t)) if !live.contains(&t) => Some(t),
+            _ => None,
+        })
+        .collect();
+
     // Replay the logs, writing a table whenever a memtable fills up.
     let mut recovered = Vec::new();
-    let mut mem = Arc::new(MemTable::new(0));
-    for &number in &logs {
-        if !replay_log(
-            &opts,
-            number,
-            &mut mem,
-            &mut recovered,
-            &mut last_seq,
-            &new_number,
-        )? {
-            break;
+    let mut replay = Replay::new(&opts, last_seq);
+    let replayed = logs.iter().try_for_each(|&number| {
+        replay.log(number, &mut |mem| {
+            recovered.extend(flush_recovered(&opts, mem, &new_number)?);
+            Ok(())
+        })
+    });
+    let replayed = replayed
+        .and_then(|_| {
+            recovered.extend(flush_recovered(&opts, &replay.mem, &new_number)?);
+            Ok(())
+        })
+        .and_then(|_| check_unlisted(&opts, &unlisted, replay.last_seq));
+    if let Err(e) = replayed {
+        for meta in &recovered {
+            let _ = fs.remove_file(&table_path(&dir, meta.number));
         }
+        return Err(e);
     }
-    if let Some(meta) = flush_recovered(&opts, &mem, &new_number)? {
-        recovered.push(meta);
-    }
+    last_seq = replay.last_seq;
+    let log_damage = replay.damage;
     if !recovered.is_empty() {
         fs.sync_dir(&dir).ctx(&dir)?;
     }
@@ -203,6 +220,10 @@ pub(crate) fn open(opts: Options) -> Result<Arc<DbInner>> {
         closed: AtomicBool::new(false),
         opts,
     });
+    inner
+        .stats
+        .log_damage_skipped
+        .store(log_damage, Ordering::Relaxed);
     remove_obsolete_files(&inner, log_number, manifest_number)?;
     Background::start(&inner);
     Ok(inner)
@@ -237,50 +258,35 @@ fn flush_recovered(
     write_table(opts, &mut mem.iter(), new_number(), 0)
 }
 
-/// Replays one log. Returns false when recovery must stop here
-/// (point-in-time recovery hit damage).
-fn replay_log(
-    opts: &Options,
-    number: u64,
-    mem: &mut Arc<MemTable>,
-    recovered: &mut Vec<FileMeta>,
-    last_seq: &mut SeqNo,
-    new_number: &dyn Fn() -> u64,
-) -> Result<bool> {
-    let path = log_path(&opts.path, number);
-    let data = opts.fs.read_all(&path).ctx(&path)?;
-    let mut reader = LogReader::new(&data, LogKind::Wal);
-    let mode = opts.wal_recovery_mode;
-    loop {
-        match reader.next_event() {
-            ReadEvent::Eof => return Ok(true),
-            ReadEvent::Record { offset, data } => {
-                let (first, batch) = WriteBatch::decode(&data)
-                    .map_err(|reason| Error::corruption(&path, offset, reason))?;
-                super::write::apply(mem, &batch, first);
-                if !batch.is_empty() {
-                    *last_seq = (*last_seq).max(first + batch.len() as u64 - 1);
-                }
-                if mem.approximate_size() >= opts.write_buffer_size {
-                    if let Some(meta) = flush_recovered(opts, mem, new_number)? {
-                        recovered.push(meta);
-                    }
-                    *mem = Arc::new(MemTable::new(0));
-                }
-            }
-            ReadEvent::TornTail { offset, reason } => {
-                if mode == WalRecoveryMode::AbsoluteConsistency {
-                    return Err(Error::corruption(&path, offset, reason));
-                }
-                return Ok(mode != WalRecoveryMode::PointInTimeRecovery);
-            }
-            ReadEvent::Corrupt { offset, reason } => match mode {
-                WalRecoveryMode::SkipAnyCorruptedRecords => {}
-                WalRecoveryMode::PointInTimeRecovery => return Ok(false),
-                _ => return Err(Error::corruption(&path, offset, reason)),
-            },
+/// Checks that every table no MANIFEST edit names is safe to delete: one
+/// that holds writes newer than anything the MANIFEST and the logs account
+/// for was named by an edit that is gone (damage cut the MANIFEST short),
+/// and deleting it would lose acknowledged data silently. A table that
+/// cannot be read was cut short by a crash while being written.
+fn check_unlisted(opts: &Options, unlisted: &[u64], last_seq: SeqNo) -> Result<()> {
+    for &number in unlisted {
+        let path = table_path(&opts.path, number);
+        let Ok(file) = opts.fs.open(&path) else {
+            continue;
+        };
+        let Ok(table) = Table::open(file, path.clone(), number, None, Arc::default()) else {
+            continue;
+        };
+        let newest = table.properties().largest_seq;
+        if newest > last_seq && table.properties().entries > 0 {
+            return Err(Error::corruption(
+                &path,
+                0,
+                format!(
+                    "table holds writes up to sequence number {newest}, but the MANIFEST \
+                     and the logs end at {last_seq}: the MANIFEST lost the edit that names \
+                     it (damaged or truncated); not opening rather than deleting it \
+                     (repair the database to recover it)"
+                ),
+            ));
         }
     }
+    Ok(())
 }
 
 /// Removes logs older than `log_number`, MANIFESTs other than the live one,

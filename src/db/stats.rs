@@ -15,6 +15,7 @@ pub(crate) struct Stats {
     pub(crate) compactions: AtomicU64,
     pub(crate) trivial_moves: AtomicU64,
     pub(crate) stall_micros: AtomicU64,
+    pub(crate) log_damage_skipped: AtomicU64,
 }
 
 impl Stats {
@@ -80,6 +81,11 @@ pub struct DbStats {
     pub bloom_useful: u64,
     /// Sequence number of the newest write.
     pub last_sequence: u64,
+    /// Damaged places in the logs that the last open skipped
+    /// ([`WalRecoveryMode::SkipAnyCorruptedRecords`](crate::WalRecoveryMode))
+    /// or stopped replaying at (`PointInTimeRecovery`); writes there were
+    /// lost. 0 when every log was intact.
+    pub log_damage_skipped: u64,
 }
 
 /// Target size of each level: `None` for level 0 and the last level.
@@ -144,5 +150,6 @@ pub(crate) fn collect(inner: &DbInner) -> DbStats {
         bloom_checks,
         bloom_useful,
         last_sequence: inner.visible_seq.load(Ordering::Acquire),
+        log_damage_skipped: load(&s.log_damage_skipped),
     }
 }

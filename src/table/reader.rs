@@ -105,7 +105,6 @@ impl Table {
         }))
     }
 
-    #[cfg(test)]
     pub(crate) fn properties(&self) -> &TableProperties {
         &self.props
     }

@@ -86,18 +86,41 @@ pub(crate) fn read_current(
     let mut next_file_number = None;
     let mut last_sequence = None;
     let mut reader = LogReader::new(&data, LogKind::Manifest);
+    // Offset of the clean-close marker, once read. A MANIFEST is never
+    // written after a clean close (the next open starts a new one), so
+    // anything after the marker, torn or not, is damage.
+    let mut clean_close_at: Option<u64> = None;
     loop {
         match reader.next_event() {
             ReadEvent::Eof => break,
             // A MANIFEST write is synced before it counts, so a torn tail
             // is an edit that never took effect.
-            ReadEvent::TornTail { .. } => break,
+            ReadEvent::TornTail { offset, reason } => match clean_close_at {
+                None => break,
+                Some(at) => {
+                    return Err(Error::corruption(
+                        &path,
+                        offset,
+                        format!("{reason}, after the clean-close marker at offset {at}"),
+                    ))
+                }
+            },
             ReadEvent::Corrupt { offset, reason } => {
                 return Err(Error::corruption(&path, offset, reason))
             }
             ReadEvent::Record { offset, data } => {
+                if let Some(at) = clean_close_at {
+                    return Err(Error::corruption(
+                        &path,
+                        offset,
+                        format!("record after the clean-close marker at offset {at}"),
+                    ));
+                }
                 let edit = VersionEdit::decode(&data)
                     .map_err(|reason| Error::corruption(&path, offset, reason))?;
+                if edit.clean_close {
+                    clean_close_at = Some(offset);
+                }
                 for &(level, number) in &edit.deleted_files {
                     if let Some(files) = levels.get_mut(level as usize) {
                         files.retain(|f| f.number != number);

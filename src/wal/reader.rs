@@ -38,6 +38,10 @@ pub(crate) struct LogReader<'a> {
     pos: usize,
     header_checked: bool,
     expected_kind: LogKind,
+    /// Set after skipping damage to a block start: the MIDDLE and LAST
+    /// fragments found there belong to a record that began before the
+    /// damage and are passed over quietly until a record starts.
+    resyncing: bool,
 }
 
 impl<'a> LogReader<'a> {
@@ -48,6 +52,7 @@ impl<'a> LogReader<'a> {
             pos: 0,
             header_checked: false,
             expected_kind,
+            resyncing: false,
         }
     }
 
@@ -116,14 +121,18 @@ impl<'a> LogReader<'a> {
                         reason,
                     };
                 }
+                // The fragment is intact, so the reader is on the writer's
+                // fragment boundaries whatever happens next.
                 Fragment::Ok { kind, payload } => match (kind, assembled.as_mut()) {
                     (FragmentType::Full, None) => {
+                        self.resyncing = false;
                         return ReadEvent::Record {
                             offset: start as u64,
                             data: payload.to_vec(),
-                        }
+                        };
                     }
                     (FragmentType::First, None) => {
+                        self.resyncing = false;
                         assembled = Some((start as u64, payload.to_vec()));
                     }
                     (FragmentType::Middle, Some((_, buf))) => buf.extend_from_slice(payload),
@@ -133,12 +142,20 @@ impl<'a> LogReader<'a> {
                         data.extend_from_slice(payload);
                         return ReadEvent::Record { offset, data };
                     }
-                    (kind, _) => {
-                        // Restart at this fragment's block boundary so a
-                        // skipping recovery mode can resynchronise.
-                        self.skip_damage(start);
+                    (FragmentType::Full | FragmentType::First, Some((offset, _))) => {
+                        // The record being assembled lost its end; the new
+                        // one is read next.
+                        let offset = *offset;
+                        self.pos = start;
                         return ReadEvent::Corrupt {
-                            offset: assembled.map_or(start as u64, |(o, _)| o),
+                            offset,
+                            reason: "record cut off before its last fragment".into(),
+                        };
+                    }
+                    (FragmentType::Middle | FragmentType::Last, None) if self.resyncing => {}
+                    (FragmentType::Middle | FragmentType::Last, None) => {
+                        return ReadEvent::Corrupt {
+                            offset: start as u64,
                             reason: format!("fragment of type {kind:?} out of sequence"),
                         };
                     }
@@ -147,42 +164,45 @@ impl<'a> LogReader<'a> {
         }
     }
 
-    /// Resumes after damage at `from`: at the next intact fragment of this
-    /// block, else at the next block.
+    /// Resumes after damage at `from`: at the start of the next block.
+    ///
+    /// Only a block start is known to hold a fragment header the writer
+    /// put there; anywhere inside a block, bytes that look like a valid
+    /// fragment may be part of a user's value, and replaying them would
+    /// apply writes nobody made.
     fn skip_damage(&mut self, from: usize) {
-        let next_block = (from / BLOCK_SIZE + 1) * BLOCK_SIZE;
-        self.pos = self
-            .next_valid_fragment(from)
-            .unwrap_or(next_block)
-            .min(self.data.len());
+        self.pos = ((from / BLOCK_SIZE + 1) * BLOCK_SIZE).min(self.data.len());
+        self.resyncing = true;
     }
 
-    /// Whether a checksum-valid fragment starts after the one at `start`.
+    /// Whether a checksum-valid fragment follows the one at `start`, later
+    /// in its block or at the next block start: the writer put data after
+    /// it, so what is wrong with that fragment is damage, not a write cut
+    /// short. This only classifies; nothing found here is ever replayed
+    /// (see `skip_damage`). A user's value holding a fragment image can
+    /// make a genuinely torn tail look damaged, which fails safe: the
+    /// database refuses to open rather than drop data.
     fn valid_fragment_after(&self, start: usize) -> bool {
-        self.next_valid_fragment(start).is_some()
+        let block_end = (start / BLOCK_SIZE + 1) * BLOCK_SIZE;
+        (start + 1..=block_end)
+            .take_while(|&p| p < self.data.len())
+            .any(|p| self.valid_fragment_at(p))
     }
 
-    /// Where the first checksum-valid fragment after `start` begins, looking
-    /// where one could follow a damaged fragment: later in the same block,
-    /// or at the start of the next block.
-    fn next_valid_fragment(&self, start: usize) -> Option<usize> {
-        let block_end = (start / BLOCK_SIZE + 1) * BLOCK_SIZE;
-        let candidates = (start + 1..block_end).chain(std::iter::once(block_end));
-        candidates.take_while(|&p| p < self.data.len()).find(|&p| {
-            let Some(header) = self.data.get(p..p + HEADER_SIZE) else {
-                return false;
-            };
-            let len = u16::from_le_bytes([header[4], header[5]]) as usize;
-            let fits = HEADER_SIZE + len <= BLOCK_SIZE - p % BLOCK_SIZE;
-            let known_type = FragmentType::try_from(header[6]).is_ok();
-            match self.data.get(p + HEADER_SIZE..p + HEADER_SIZE + len) {
-                Some(payload) if fits && known_type => {
-                    let stored = get_u32_le(header).unwrap_or(0);
-                    unmask_crc(stored) == fragment_crc(header[6], payload)
-                }
-                _ => false,
+    fn valid_fragment_at(&self, p: usize) -> bool {
+        let Some(header) = self.data.get(p..p + HEADER_SIZE) else {
+            return false;
+        };
+        let len = u16::from_le_bytes([header[4], header[5]]) as usize;
+        let fits = HEADER_SIZE + len <= BLOCK_SIZE - p % BLOCK_SIZE;
+        let known_type = FragmentType::try_from(header[6]).is_ok();
+        match self.data.get(p + HEADER_SIZE..p + HEADER_SIZE + len) {
+            Some(payload) if fits && known_type => {
+                let stored = get_u32_le(header).unwrap_or(0);
+                unmask_crc(stored) == fragment_crc(header[6], payload)
             }
-        })
+            _ => false,
+        }
     }
 
     fn read_fragment(&mut self) -> Fragment<'a> {
