@@ -16,6 +16,11 @@ pub const MAX_VALUE_SIZE: usize = 256 * 1024 * 1024;
 /// Largest encoded size of one write batch, in bytes.
 pub const MAX_BATCH_SIZE: usize = 1024 * 1024 * 1024;
 
+/// Largest `write_buffer_size` and `target_file_size`, in bytes: a table
+/// file's index and filter blocks grow with it, and every block must stay
+/// readable (see `docs/format.md`).
+pub(crate) const MAX_TABLE_INPUT_SIZE: u64 = 1 << 30;
+
 /// Block compression algorithm for table files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Compression {
@@ -69,7 +74,7 @@ pub struct Options {
     /// 0 disables it. Default: 64 MiB.
     pub cache_size: usize,
     /// Size a memtable may reach before it is frozen and a new one (with a
-    /// new log file) takes writes. At least 4 KiB. Default: 64 MiB.
+    /// new log file) takes writes. Between 4 KiB and 1 GiB. Default: 64 MiB.
     pub write_buffer_size: usize,
     /// Most memtables (active plus frozen ones waiting for flush) held at
     /// once; writes stall beyond it. At least 2. Default: 4.
@@ -102,7 +107,7 @@ pub struct Options {
     /// than 1. Default: 10.
     pub max_bytes_for_level_multiplier: f64,
     /// Size at which compaction output is split into a new table file.
-    /// Default: 64 MiB.
+    /// Between 1 KiB and 1 GiB. Default: 64 MiB.
     pub target_file_size: u64,
     /// Threads for background flushes and compactions. At least 1.
     /// Default: 2.
@@ -218,10 +223,13 @@ impl Options {
         if self.path.as_os_str().is_empty() {
             return bad("path", "is empty");
         }
-        if self.write_buffer_size < 4096 {
+        if !(4096..=MAX_TABLE_INPUT_SIZE as usize).contains(&self.write_buffer_size) {
             return bad(
                 "write_buffer_size",
-                format!("is {}, must be at least 4096", self.write_buffer_size),
+                format!(
+                    "is {}, must be between 4096 and {MAX_TABLE_INPUT_SIZE}",
+                    self.write_buffer_size
+                ),
             );
         }
         if self.max_write_buffer_number < 2 {
@@ -305,10 +313,13 @@ impl Options {
                 ),
             );
         }
-        if self.target_file_size < 1024 {
+        if !(1024..=MAX_TABLE_INPUT_SIZE).contains(&self.target_file_size) {
             return bad(
                 "target_file_size",
-                format!("is {}, must be at least 1024", self.target_file_size),
+                format!(
+                    "is {}, must be between 1024 and {MAX_TABLE_INPUT_SIZE}",
+                    self.target_file_size
+                ),
             );
         }
         if self.max_background_jobs == 0 {

@@ -12,9 +12,24 @@ pub(crate) const FOOTER_LEN: usize = 64;
 pub(crate) const TABLE_MAGIC: u64 = u64::from_le_bytes(*b"AIDBSST\x01");
 /// Version of the table format.
 pub(crate) const TABLE_FORMAT_VERSION: u32 = 1;
-/// Largest block contents a reader accepts, before or after decompression,
-/// so that a damaged length cannot make it allocate without bound.
-pub(crate) const MAX_BLOCK_SIZE: usize = 64 << 20;
+/// Largest block contents a reader accepts, before or after decompression.
+///
+/// Every block the writer can produce within the documented limits fits:
+/// a data block holds at most `block_size` (4 MiB at most) of entries plus
+/// one more of up to `MAX_KEY_SIZE + MAX_VALUE_SIZE`; a table holds at most
+/// `max(write_buffer_size, target_file_size)` (1 GiB at most) plus one
+/// entry, and its index block is about the size of its keys and its
+/// filter at most 8 bytes per key, both well below this. Block offsets
+/// inside a block are 32-bit, so it must stay under 4 GiB. A damaged length
+/// cannot make the reader allocate more than the file holds (stored size)
+/// or than the compression ratio allows (see `decompress`).
+pub(crate) const MAX_BLOCK_SIZE: usize = 3 << 30;
+
+/// LZ4 expands at most about 255 times (a match is extended by one byte
+/// per 255 bytes); Snappy about 22 times (a 3-byte copy of 64 bytes). A
+/// claimed size beyond these is damage, whatever the checksum says.
+const MAX_LZ4_RATIO: usize = 256;
+const MAX_SNAPPY_RATIO: usize = 32;
 
 /// Compression type byte of a block trailer. Part of the format: never
 /// renumber.
@@ -65,8 +80,11 @@ pub(crate) fn decompress(stored: &[u8], kind: u8) -> Result<Vec<u8>, String> {
         NO_COMPRESSION => Ok(stored.to_vec()),
         LZ4 => {
             let len = get_u32_le(stored).ok_or("lz4 block too short")? as usize;
-            if len > MAX_BLOCK_SIZE {
-                return Err(format!("lz4 block claims {len} bytes"));
+            if len > MAX_BLOCK_SIZE || len > stored.len() * MAX_LZ4_RATIO + 64 {
+                return Err(format!(
+                    "lz4 block of {} bytes claims {len} bytes",
+                    stored.len()
+                ));
             }
             lz4_flex::block::decompress_size_prepended(stored)
                 .map_err(|e| format!("lz4 decompression failed: {e}"))
@@ -74,8 +92,11 @@ pub(crate) fn decompress(stored: &[u8], kind: u8) -> Result<Vec<u8>, String> {
         SNAPPY => {
             let len =
                 snap::raw::decompress_len(stored).map_err(|e| format!("snappy header: {e}"))?;
-            if len > MAX_BLOCK_SIZE {
-                return Err(format!("snappy block claims {len} bytes"));
+            if len > MAX_BLOCK_SIZE || len > stored.len() * MAX_SNAPPY_RATIO + 64 {
+                return Err(format!(
+                    "snappy block of {} bytes claims {len} bytes",
+                    stored.len()
+                ));
             }
             snap::raw::Decoder::new()
                 .decompress_vec(stored)
