@@ -9,6 +9,15 @@
 //! file is taken, round-robin through the key space; every file of the next
 //! level it overlaps joins it. A file that overlaps nothing below moves down
 //! without being rewritten.
+//!
+//! In the last level, an entry no reader can see an older version of has
+//! its sequence number set to 0 when it is written, so a last-level file
+//! whose largest sequence number is 0 holds no garbage. One with non-zero
+//! sequence numbers all below the oldest snapshot may hold versions and
+//! tombstones kept for a snapshot that is gone: when no level needs
+//! compacting, such files are rewritten in place (as RocksDB's bottommost
+//! compaction does), and `compact_range` rewrites every last-level file in
+//! its range that is not all zeros.
 
 use super::filenames::table_path;
 use super::flush::{build_options, failure_of};
@@ -20,7 +29,7 @@ use crate::iterator::KeyRange;
 use crate::merge::MergingIterator;
 use crate::options::Options;
 use crate::table::TableBuilder;
-use crate::types::{parse_internal_key, SeqNo, ValueKind};
+use crate::types::{encode_internal_key, parse_internal_key, SeqNo, ValueKind};
 use crate::version::{FileMeta, LiveFile, Version, VersionEdit};
 use std::ops::Bound;
 use std::sync::atomic::Ordering;
@@ -35,8 +44,10 @@ const MAX_GRANDPARENT_OVERLAP_FILES: u64 = 10;
 pub(crate) struct Compaction {
     pub(crate) level: usize,
     pub(crate) inputs: Vec<Arc<LiveFile>>,
-    /// Overlapping files of `level + 1`.
+    /// Overlapping files of `out_level` (none when it is `level`).
     pub(crate) next: Vec<Arc<LiveFile>>,
+    /// `level + 1`, or `level` for a rewrite in place of last-level files.
+    pub(crate) out_level: usize,
 }
 
 /// The level most in need of compaction and its score, if any level's
@@ -58,10 +69,32 @@ pub(crate) fn most_urgent(opts: &Options, version: &Version) -> Option<(usize, f
     best
 }
 
+/// Last-level files that may hold entries no reader can see any more:
+/// written with sequence numbers kept for a snapshot (so not all zero), all
+/// of which are now older than the oldest snapshot.
+pub(crate) fn bottom_garbage(
+    opts: &Options,
+    version: &Version,
+    oldest_visible: SeqNo,
+) -> Option<Arc<LiveFile>> {
+    version.levels[opts.num_levels - 1]
+        .iter()
+        .find(|f| f.meta.largest_seq > 0 && f.meta.largest_seq <= oldest_visible)
+        .cloned()
+}
+
 /// Chooses the next compaction. `cursor` is where the previous compaction
 /// of each level stopped (round-robin through the key space).
-pub(crate) fn pick(opts: &Options, version: &Version, cursors: &[Vec<u8>]) -> Option<Compaction> {
-    let (level, _) = most_urgent(opts, version)?;
+pub(crate) fn pick(
+    opts: &Options,
+    version: &Version,
+    cursors: &[Vec<u8>],
+    oldest_visible: SeqNo,
+) -> Option<Compaction> {
+    let Some((level, _)) = most_urgent(opts, version) else {
+        let file = bottom_garbage(opts, version, oldest_visible)?;
+        return Some(in_place(opts.num_levels - 1, vec![file]));
+    };
     let files = &version.levels[level];
     let inputs: Vec<Arc<LiveFile>> = if level == 0 {
         // Level-0 files overlap one another: all of them go, so that no
@@ -85,6 +118,17 @@ fn with_next_level(version: &Version, level: usize, inputs: Vec<Arc<LiveFile>>) 
         level,
         inputs,
         next,
+        out_level: level + 1,
+    }
+}
+
+/// Rewrites files of the last level into that level.
+fn in_place(level: usize, inputs: Vec<Arc<LiveFile>>) -> Compaction {
+    Compaction {
+        level,
+        inputs,
+        next: Vec::new(),
+        out_level: level,
     }
 }
 
@@ -117,10 +161,10 @@ pub(crate) fn run_one(inner: &DbInner) -> Result<bool> {
     let _running = inner.compaction_lock.lock();
     let version = inner.view.read().version.clone();
     let cursors = inner.compaction_cursors.lock().clone();
-    let Some(c) = pick(&inner.opts, &version, &cursors) else {
+    let Some(c) = pick(&inner.opts, &version, &cursors, oldest_visible(inner)) else {
         return Ok(false);
     };
-    if c.level > 0 {
+    if c.level > 0 && c.out_level > c.level {
         if let Some(f) = c.inputs.last() {
             let mut cursors = inner.compaction_cursors.lock();
             cursors.resize(inner.opts.num_levels, Vec::new());
@@ -134,7 +178,8 @@ pub(crate) fn run_one(inner: &DbInner) -> Result<bool> {
 /// Compacts every file overlapping `range`, level by level, into the level
 /// below the deepest one holding data (or the last level), rewriting every
 /// file on the way so that overwritten values and deleted keys that no
-/// snapshot can see are dropped.
+/// snapshot can see are dropped. Last-level files in the range are
+/// rewritten in place unless they hold no garbage (all sequence numbers 0).
 pub(crate) fn compact_range(inner: &DbInner, range: &KeyRange) -> Result<()> {
     let _running = inner.compaction_lock.lock();
     let levels = inner.opts.num_levels;
@@ -170,6 +215,17 @@ pub(crate) fn compact_range(inner: &DbInner, range: &KeyRange) -> Result<()> {
         let c = with_next_level(&version, level, inputs);
         execute(inner, &version, c, false)?;
     }
+    if bottom == levels - 1 {
+        let version = inner.view.read().version.clone();
+        let inputs: Vec<Arc<LiveFile>> = version.levels[bottom]
+            .iter()
+            .filter(|f| f.meta.largest_seq > 0 && overlaps_range(f, range))
+            .cloned()
+            .collect();
+        if !inputs.is_empty() {
+            execute(inner, &version, in_place(bottom, inputs), false)?;
+        }
+    }
     inner.bg.notify();
     Ok(())
 }
@@ -189,7 +245,7 @@ fn overlaps_range(f: &LiveFile, range: &KeyRange) -> bool {
 }
 
 /// The oldest sequence number any reader may still ask for.
-fn oldest_visible(inner: &DbInner) -> SeqNo {
+pub(crate) fn oldest_visible(inner: &DbInner) -> SeqNo {
     let snaps = inner.snapshots.lock();
     let visible = inner.visible_seq.load(Ordering::Acquire);
     snaps.keys().next().copied().unwrap_or(visible).min(visible)
@@ -198,7 +254,7 @@ fn oldest_visible(inner: &DbInner) -> SeqNo {
 /// Runs compaction `c`. A file that overlaps nothing in the next level is
 /// moved rather than rewritten when `allow_move` is set.
 fn execute(inner: &DbInner, version: &Version, c: Compaction, allow_move: bool) -> Result<()> {
-    let out_level = c.level + 1;
+    let out_level = c.out_level;
     let mut edit = VersionEdit::default();
     for f in &c.inputs {
         edit.deleted_files.push((c.level as u32, f.meta.number));
@@ -207,7 +263,7 @@ fn execute(inner: &DbInner, version: &Version, c: Compaction, allow_move: bool) 
         edit.deleted_files.push((out_level as u32, f.meta.number));
     }
 
-    let trivial = allow_move && c.inputs.len() == 1 && c.next.is_empty();
+    let trivial = allow_move && c.inputs.len() == 1 && c.next.is_empty() && out_level > c.level;
     if trivial {
         edit.new_files
             .push((out_level as u32, c.inputs[0].meta.clone()));
@@ -269,7 +325,11 @@ fn merge_files(
     oldest_visible: SeqNo,
     created: &mut Vec<u64>,
 ) -> Result<Vec<FileMeta>> {
-    let out_level = c.level + 1;
+    let out_level = c.out_level;
+    // In the last level, an entry every reader sees (no older version of
+    // it survives) needs no sequence number: 0 marks it garbage-free.
+    let zero_seqs = out_level == inner.opts.num_levels - 1;
+    let mut zeroed = Vec::new();
     let mut children: Vec<Box<dyn InternalIterator>> = Vec::new();
     for f in c.inputs.iter().chain(&c.next) {
         children.push(Box::new(inner.table_cache.get(&f.meta)?.iter()));
@@ -340,7 +400,13 @@ fn merge_files(
                 out = Some(Output::start(inner, out_level, number)?);
             }
             if let Some(o) = out.as_mut() {
-                o.add(key, iter.value())?;
+                if zero_seqs && p.seq <= oldest_visible && p.seq > 0 {
+                    zeroed.clear();
+                    encode_internal_key(&mut zeroed, p.user_key, 0, p.kind);
+                    o.add(&zeroed, iter.value())?;
+                } else {
+                    o.add(key, iter.value())?;
+                }
             }
         }
         iter.next();

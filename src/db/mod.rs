@@ -164,10 +164,13 @@ impl DbInner {
         Ok(())
     }
 
-    /// Whether some level is over its size or file-count target.
+    /// Whether some level is over its size or file-count target, or the
+    /// last level holds garbage no snapshot needs any more.
     pub(crate) fn compaction_wanted(&self) -> bool {
         let version = self.view.read().version.clone();
         compaction::most_urgent(&self.opts, &version).is_some()
+            || compaction::bottom_garbage(&self.opts, &version, compaction::oldest_visible(self))
+                .is_some()
     }
 
     /// Closes the handle: stops the background threads, then writes every
