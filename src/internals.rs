@@ -261,7 +261,11 @@ pub fn set_read_view_pause(every: u64, pause: std::time::Duration) {
 pub(crate) fn read_view_pause() {
     use std::sync::atomic::Ordering;
     let every = READ_VIEW_PAUSE_EVERY.load(Ordering::Relaxed);
-    if every > 0 && READ_VIEW_CALLS.fetch_add(1, Ordering::Relaxed).is_multiple_of(every) {
+    if every > 0
+        && READ_VIEW_CALLS
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(every)
+    {
         let micros = READ_VIEW_PAUSE_MICROS.load(Ordering::Relaxed);
         std::thread::sleep(std::time::Duration::from_micros(micros));
     }
