@@ -1,0 +1,153 @@
+//! AiDb through `DB::put`/`write_opt`, `DB::get`, `DB::iter`/`DB::range`;
+//! the `*-raw` workloads use `StorageBackend::raw_iterator`, its cursor.
+
+use super::{Counters, Engine, Opened};
+use crate::Settings;
+use aidb::{RawIterator, StorageBackend};
+use std::hint::black_box;
+use std::path::Path;
+
+struct AiDb(aidb::DB);
+
+pub fn open(dir: &Path, s: &Settings) -> Opened {
+    let compression = match s.compression.as_str() {
+        "none" => aidb::Compression::None,
+        "snappy" => aidb::Compression::Snappy,
+        _ => aidb::Compression::Lz4,
+    };
+    let opts = aidb::Options {
+        write_buffer_size: s.write_buffer_size,
+        cache_size: s.cache_size,
+        bloom_bits_per_key: s.bloom_bits,
+        block_size: 4096,
+        compression,
+        ..aidb::Options::new(dir)
+    };
+    let settings = format!(
+        "write_buffer_size={} cache_size={} block_size={} bloom_bits_per_key={} compression={:?} \
+         max_background_jobs={} level0_compaction/slowdown/stop={}/{}/{} wal=on",
+        opts.write_buffer_size,
+        opts.cache_size,
+        opts.block_size,
+        opts.bloom_bits_per_key,
+        opts.compression,
+        opts.max_background_jobs,
+        opts.level0_file_num_compaction_trigger,
+        opts.level0_slowdown_writes_trigger,
+        opts.level0_stop_writes_trigger,
+    );
+    let db = aidb::DB::open_with(opts).expect("open aidb");
+    Opened {
+        engine: Box::new(AiDb(db)),
+        settings,
+    }
+}
+
+/// Reads every entry through the cursor, in place; returns how many.
+fn cursor_scan(it: &mut dyn RawIterator, reverse: bool) -> u64 {
+    if reverse {
+        it.seek_to_last();
+    } else {
+        it.seek_to_first();
+    }
+    let mut n = 0;
+    while it.valid() {
+        black_box((it.key(), it.value()));
+        n += 1;
+        if reverse {
+            it.prev();
+        } else {
+            it.next();
+        }
+    }
+    it.status().expect("aidb raw scan");
+    n
+}
+
+impl Engine for AiDb {
+    fn put(&self, key: &[u8], value: &[u8], sync: bool) {
+        if sync {
+            let mut b = aidb::WriteBatch::new();
+            b.put(key, value);
+            self.0
+                .write_opt(b, &aidb::WriteOptions { sync: true })
+                .expect("aidb put");
+        } else {
+            self.0.put(key, value).expect("aidb put");
+        }
+    }
+    fn batch(&self, items: &[(Vec<u8>, Vec<u8>)]) {
+        let mut b = aidb::WriteBatch::new();
+        for (k, v) in items {
+            b.put(k, v);
+        }
+        self.0.write(b).expect("aidb batch");
+    }
+    fn get(&self, key: &[u8]) -> bool {
+        self.0.get(key).expect("aidb get").is_some()
+    }
+    fn scan(&self, reverse: bool) -> u64 {
+        let mut n = 0;
+        let mut read = |kv: aidb::Result<(Vec<u8>, Vec<u8>)>| {
+            black_box(kv.expect("aidb scan"));
+            n += 1;
+        };
+        if reverse {
+            self.0.iter().rev().for_each(&mut read);
+        } else {
+            self.0.iter().for_each(&mut read);
+        }
+        n
+    }
+    fn seek_read(&self, key: &[u8], n: usize) -> usize {
+        let mut read = 0;
+        for kv in self.0.range(key..).take(n) {
+            black_box(kv.expect("aidb seek"));
+            read += 1;
+        }
+        read
+    }
+    fn has_raw(&self) -> bool {
+        true
+    }
+    fn raw_scan(&self, reverse: bool) -> u64 {
+        cursor_scan(&mut *self.0.raw_iterator(), reverse)
+    }
+    fn raw_seek_read(&self, key: &[u8], n: usize) -> usize {
+        let mut it = self.0.raw_iterator();
+        it.seek(key);
+        let mut read = 0;
+        while it.valid() && read < n {
+            black_box((it.key(), it.value()));
+            read += 1;
+            it.next();
+        }
+        it.status().expect("aidb raw seek");
+        read
+    }
+    fn settle(&self) {
+        self.0.flush().expect("aidb flush");
+        self.0.wait_for_idle().expect("aidb wait_for_idle");
+    }
+    fn counters(&self) -> Option<Counters> {
+        let st = self.0.stats();
+        Some(Counters {
+            user_bytes: st.user_bytes_written,
+            table_bytes: st.bytes_flushed + st.compaction_bytes_written,
+            stall: st.stall_time,
+        })
+    }
+    fn api(&self, workload: &str) -> &'static str {
+        match workload {
+            "fillseq" | "fillrandom" | "overwrite" => "db.put",
+            "fillsync" => "db.write_opt(batch of 1, sync)",
+            "fillbatch" => "db.write(WriteBatch)",
+            "readseq" => "db.iter()",
+            "readreverse" => "db.iter().rev()",
+            "seekrandom" => "db.range(k..).take(10)",
+            "readseq-raw" | "readreverse-raw" | "seekrandom-raw" => "raw_iterator() cursor",
+            "readwhilewriting" => "db.get (writer: db.put)",
+            _ => "db.get",
+        }
+    }
+}
