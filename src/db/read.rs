@@ -403,11 +403,19 @@ impl DbSnapshot {
 impl Drop for DbSnapshot {
     fn drop(&mut self) {
         let mut snaps = self.inner.snapshots.lock();
+        let oldest = snaps.keys().next() == Some(&self.seq);
         if let Some(n) = snaps.get_mut(&self.seq) {
             *n -= 1;
             if *n == 0 {
                 snaps.remove(&self.seq);
             }
+        }
+        let released = oldest && snaps.keys().next() != Some(&self.seq);
+        drop(snaps);
+        if released {
+            // Versions kept for this snapshot may be garbage now: let the
+            // background look (see `compaction::bottom_garbage`).
+            self.inner.bg.notify();
         }
     }
 }
