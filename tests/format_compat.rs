@@ -35,16 +35,25 @@ fn fixture_options(path: &Path) -> Options {
 fn fixture_model() -> BTreeMap<Vec<u8>, Vec<u8>> {
     let mut m = BTreeMap::new();
     for i in 0..400u32 {
-        m.insert(format!("k{i:03}").into_bytes(), format!("v{i}-").repeat(3).into_bytes());
+        m.insert(
+            format!("k{i:03}").into_bytes(),
+            format!("v{i}-").repeat(3).into_bytes(),
+        );
     }
     for i in (0..400u32).step_by(5) {
-        m.insert(format!("k{i:03}").into_bytes(), format!("w{i}").into_bytes());
+        m.insert(
+            format!("k{i:03}").into_bytes(),
+            format!("w{i}").into_bytes(),
+        );
     }
     for i in (0..400u32).step_by(7) {
         m.remove(format!("k{i:03}").as_bytes());
     }
     for i in 400..430u32 {
-        m.insert(format!("k{i:03}").into_bytes(), format!("log{i}").into_bytes());
+        m.insert(
+            format!("k{i:03}").into_bytes(),
+            format!("log{i}").into_bytes(),
+        );
     }
     m.remove(&b"k001"[..]);
     m
@@ -56,7 +65,8 @@ fn write_fixture() {
     let out = std::env::var("AIDB_FIXTURE_OUT").expect("set AIDB_FIXTURE_OUT to a new directory");
     let db = DB::open_with(fixture_options(Path::new(&out))).unwrap();
     for i in 0..400u32 {
-        db.put(format!("k{i:03}"), format!("v{i}-").repeat(3)).unwrap();
+        db.put(format!("k{i:03}"), format!("v{i}-").repeat(3))
+            .unwrap();
     }
     db.compact_range(..).unwrap();
     db.wait_for_idle().unwrap();
@@ -83,7 +93,9 @@ fn write_fixture() {
 
 /// Copies a fixture to a fresh directory and checks it against the model.
 fn check_fixture(name: &str) {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name);
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
     let dir = tempfile::tempdir().unwrap();
     for entry in std::fs::read_dir(&src).unwrap() {
         let entry = entry.unwrap();
@@ -92,7 +104,10 @@ fn check_fixture(name: &str) {
     let mut model = fixture_model();
     let check = |db: &DB, model: &BTreeMap<Vec<u8>, Vec<u8>>, what: &str| {
         let got: BTreeMap<Vec<u8>, Vec<u8>> = db.iter().map(|r| r.unwrap()).collect();
-        assert!(got == *model, "{name}, {what}: contents differ from the model");
+        assert!(
+            got == *model,
+            "{name}, {what}: contents differ from the model"
+        );
         for (k, v) in model {
             assert_eq!(db.get(k).unwrap().as_ref(), Some(v), "{name}, {what}");
         }
