@@ -7,18 +7,27 @@
 //! +------------------+--------------+----------------------------------+
 //! | first seq: u64LE | count: u32LE | count records                    |
 //! +------------------+--------------+----------------------------------+
-//! record := kind: u8 | varint32 key len | key | (Put only) varint32 value len | value
+//! record := tag: u8 | (tag & 0x80) varint32 family | varint32 key len | key
+//!           | (Put only) varint32 value len | value
 //! ```
 //!
-//! `kind` uses [`ValueKind`]'s values (0 = Delete, 1 = Put). Record `i`
-//! gets sequence number `first seq + i`.
+//! The low bits of `tag` are the operation, with [`ValueKind`]'s values
+//! (0 = Delete, 1 = Put); bit 7 set means a column family id follows
+//! (clear: the default family, id 0, which is all format 1 knew). Record
+//! `i` gets sequence number `first seq + i`.
 
-use crate::coding::{get_length_prefixed, get_u32_le, get_u64_le, put_length_prefixed};
+use crate::coding::{
+    get_length_prefixed, get_u32_le, get_u64_le, get_varint32, put_length_prefixed, put_varint32,
+};
+use crate::column_family::ColumnFamily;
 use crate::error::{Error, Result};
 use crate::options::{MAX_BATCH_SIZE, MAX_KEY_SIZE, MAX_VALUE_SIZE};
 use crate::types::{SeqNo, ValueKind};
 
 pub(crate) const HEADER_LEN: usize = 12;
+
+/// Bit of a record's tag saying a column family id follows.
+const HAS_FAMILY: u8 = 0x80;
 
 /// A group of puts and deletes applied atomically: after a crash either all
 /// of them are visible or none, and readers never see part of a batch.
@@ -34,6 +43,12 @@ pub struct WriteBatch {
     count: u32,
     max_key_len: usize,
     max_value_len: usize,
+    /// The families other than the default one that records name, with
+    /// the identity of the handle used (see `ColumnFamily::uid`), so that
+    /// a write can check that each id means that family in its database.
+    families: Vec<(u32, u64)>,
+    /// Whether some record is for the default family.
+    touches_default: bool,
 }
 
 /// One operation of a [`WriteBatch`].
@@ -82,27 +97,72 @@ impl WriteBatch {
             count: 0,
             max_key_len: 0,
             max_value_len: 0,
+            families: Vec::new(),
+            touches_default: false,
         }
     }
 
     /// Adds a put of `value` at `key`. Size limits are checked when the
     /// batch is written.
     pub fn put(&mut self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> &mut Self {
-        let (key, value) = (key.as_ref(), value.as_ref());
-        self.rep.push(ValueKind::Put as u8);
-        put_length_prefixed(&mut self.rep, key);
-        put_length_prefixed(&mut self.rep, value);
-        self.note(key.len(), value.len());
-        self
+        self.add(0, ValueKind::Put, key.as_ref(), Some(value.as_ref()))
     }
 
     /// Adds a delete of `key`.
     pub fn delete(&mut self, key: impl AsRef<[u8]>) -> &mut Self {
-        let key = key.as_ref();
-        self.rep.push(ValueKind::Delete as u8);
+        self.add(0, ValueKind::Delete, key.as_ref(), None)
+    }
+
+    /// Adds a put of `value` at `key` in column family `cf`. One batch is
+    /// atomic across families.
+    pub fn put_cf(
+        &mut self,
+        cf: &ColumnFamily,
+        key: impl AsRef<[u8]>,
+        value: impl AsRef<[u8]>,
+    ) -> &mut Self {
+        self.note_family(cf);
+        self.add(cf.id(), ValueKind::Put, key.as_ref(), Some(value.as_ref()))
+    }
+
+    /// Adds a delete of `key` in column family `cf`.
+    pub fn delete_cf(&mut self, cf: &ColumnFamily, key: impl AsRef<[u8]>) -> &mut Self {
+        self.note_family(cf);
+        self.add(cf.id(), ValueKind::Delete, key.as_ref(), None)
+    }
+
+    fn note_family(&mut self, cf: &ColumnFamily) {
+        let entry = (cf.id(), cf.uid());
+        if cf.id() != 0 && !self.families.contains(&entry) {
+            self.families.push(entry);
+        }
+    }
+
+    fn add(&mut self, family: u32, kind: ValueKind, key: &[u8], value: Option<&[u8]>) -> &mut Self {
+        if family == 0 {
+            self.touches_default = true;
+            self.rep.push(kind as u8);
+        } else {
+            self.rep.push(kind as u8 | HAS_FAMILY);
+            put_varint32(&mut self.rep, family);
+        }
         put_length_prefixed(&mut self.rep, key);
-        self.note(key.len(), 0);
+        if let Some(v) = value {
+            put_length_prefixed(&mut self.rep, v);
+        }
+        self.note(key.len(), value.map_or(0, <[u8]>::len));
         self
+    }
+
+    /// The families (other than the default one) the batch writes to, with
+    /// the identity of the handle each was named by.
+    pub(crate) fn families(&self) -> &[(u32, u64)] {
+        &self.families
+    }
+
+    /// Whether some operation is for the default family.
+    pub(crate) fn touches_default(&self) -> bool {
+        self.touches_default
     }
 
     fn note(&mut self, key_len: usize, value_len: usize) {
@@ -131,11 +191,22 @@ impl WriteBatch {
         self.rep.len()
     }
 
-    /// The operations in the order they were added (later ones win).
+    /// The operations in the order they were added (later ones win), of
+    /// every column family.
     pub fn iter(&self) -> BatchIter<'_> {
         BatchIter {
             rest: self.rep.get(HEADER_LEN..).unwrap_or(&[]),
         }
+    }
+
+    /// The operations with the id of the family each applies to.
+    pub(crate) fn iter_cf(&self) -> impl Iterator<Item = (u32, BatchOp<'_>)> {
+        let mut rest = self.rep.get(HEADER_LEN..).unwrap_or(&[]);
+        std::iter::from_fn(move || {
+            let (family, op, used) = decode_op(rest)?;
+            rest = &rest[used..];
+            Some((family, op))
+        })
     }
 
     /// Checks the documented size limits ([`MAX_KEY_SIZE`],
@@ -168,6 +239,12 @@ impl WriteBatch {
         self.count += other.count;
         self.max_key_len = self.max_key_len.max(other.max_key_len);
         self.max_value_len = self.max_value_len.max(other.max_value_len);
+        self.touches_default |= other.touches_default;
+        for f in &other.families {
+            if !self.families.contains(f) {
+                self.families.push(*f);
+            }
+        }
     }
 
     /// Stamps the first sequence number and returns the encoded form.
@@ -188,11 +265,14 @@ impl WriteBatch {
             count: 0,
             max_key_len: 0,
             max_value_len: 0,
+            families: Vec::new(),
+            touches_default: false,
         };
         let mut rest = &rep[HEADER_LEN..];
         while !rest.is_empty() {
-            let (op, used) = decode_op(rest).ok_or("malformed batch record")?;
+            let (family, op, used) = decode_op(rest).ok_or("malformed batch record")?;
             rest = &rest[used..];
+            batch.touches_default |= family == 0;
             match op {
                 BatchOp::Put { key, value } => batch.note(key.len(), value.len()),
                 BatchOp::Delete { key } => batch.note(key.len(), 0),
@@ -208,14 +288,24 @@ impl WriteBatch {
     }
 }
 
-fn decode_op(src: &[u8]) -> Option<(BatchOp<'_>, usize)> {
-    let kind = ValueKind::try_from(*src.first()?).ok()?;
-    let (key, n) = get_length_prefixed(&src[1..])?;
+/// Decodes one record: its family, the operation and the bytes it used.
+fn decode_op(src: &[u8]) -> Option<(u32, BatchOp<'_>, usize)> {
+    let tag = *src.first()?;
+    let kind = ValueKind::try_from(tag & !HAS_FAMILY).ok()?;
+    let mut used = 1;
+    let mut family = 0;
+    if tag & HAS_FAMILY != 0 {
+        let (f, n) = get_varint32(&src[used..])?;
+        family = f;
+        used += n;
+    }
+    let (key, n) = get_length_prefixed(&src[used..])?;
+    used += n;
     match kind {
-        ValueKind::Delete => Some((BatchOp::Delete { key }, 1 + n)),
+        ValueKind::Delete => Some((family, BatchOp::Delete { key }, used)),
         ValueKind::Put => {
-            let (value, m) = get_length_prefixed(&src[1 + n..])?;
-            Some((BatchOp::Put { key, value }, 1 + n + m))
+            let (value, m) = get_length_prefixed(&src[used..])?;
+            Some((family, BatchOp::Put { key, value }, used + m))
         }
     }
 }
@@ -230,7 +320,7 @@ impl<'a> Iterator for BatchIter<'a> {
     fn next(&mut self) -> Option<BatchOp<'a>> {
         // The representation was built by `put`/`delete` or checked by
         // `decode`, so it always parses; stop quietly if it ever did not.
-        let (op, used) = decode_op(self.rest)?;
+        let (_, op, used) = decode_op(self.rest)?;
         self.rest = &self.rest[used..];
         Some(op)
     }

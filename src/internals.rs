@@ -81,15 +81,23 @@ pub fn wal(data: &[u8]) {
     }
 }
 
-/// Decodes `data` as a version edit, and as a whole MANIFEST named by
+/// Decodes `data` as a version edit (with the column family options it
+/// records), as column family options, and as a whole MANIFEST named by
 /// `CURRENT`.
 pub fn manifest(data: &[u8]) {
-    let _ = crate::version::VersionEdit::decode(data);
+    if let Ok(edit) = crate::version::VersionEdit::decode(data) {
+        for f in &edit.families {
+            if let Some((_, options)) = &f.add {
+                let _ = crate::cf_options::ColumnFamilyOptions::decode(options);
+            }
+        }
+    }
+    let _ = crate::cf_options::ColumnFamilyOptions::decode(data);
     let (fs, _) = store(data, "MANIFEST-000002");
     if let Ok(mut f) = fs.create(Path::new("/fuzz/CURRENT")) {
         let _ = f.append(b"MANIFEST-000002\n");
     }
-    let _ = crate::version::read_current(&fs, Path::new("/fuzz"), 7);
+    let _ = crate::version::read_current(&fs, Path::new("/fuzz"));
 }
 
 /// A memtable, for benchmarks.
@@ -268,5 +276,19 @@ pub(crate) fn read_view_pause() {
     {
         let micros = READ_VIEW_PAUSE_MICROS.load(Ordering::Relaxed);
         std::thread::sleep(std::time::Duration::from_micros(micros));
+    }
+}
+
+/// The data blocks of the table in `data` (offset, stored size without the
+/// trailer), for tests that move blocks around; empty when it does not
+/// open as a table.
+pub fn table_data_blocks(data: &[u8]) -> Vec<(u64, u64)> {
+    let (fs, path) = store(data, "000001.sst");
+    let Ok(file) = fs.open(&path) else {
+        return Vec::new();
+    };
+    match crate::table::Table::open(file, path, 1, None, Arc::default()) {
+        Ok(t) => t.data_block_handles(),
+        Err(_) => Vec::new(),
     }
 }

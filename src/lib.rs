@@ -10,7 +10,9 @@
 mod backend;
 mod batch;
 mod block_cache;
+mod cf_options;
 mod coding;
+mod column_family;
 mod counter;
 mod db;
 mod error;
@@ -29,10 +31,12 @@ mod wal;
 
 pub use backend::{KvIter, MemoryBackend, Snapshot, StorageBackend};
 pub use batch::{BatchIter, BatchOp, WriteBatch};
+pub use cf_options::ColumnFamilyOptions;
+pub use column_family::ColumnFamily;
 pub use db::{DbSnapshot, DbStats, LevelStats, DB};
 pub use error::{Error, Result};
 pub use iterator::{DbIterator, KeyRange, RawIterator};
 pub use options::{
-    Compression, Options, WalRecoveryMode, WriteOptions, MAX_BATCH_SIZE, MAX_KEY_SIZE,
-    MAX_VALUE_SIZE,
+    Compression, Options, WalRecoveryMode, WriteOptions, DEFAULT_COLUMN_FAMILY, MAX_BATCH_SIZE,
+    MAX_KEY_SIZE, MAX_VALUE_SIZE,
 };

@@ -1,7 +1,9 @@
 //! Database options.
 
+use crate::cf_options::ColumnFamilyOptions;
 use crate::error::{Error, Result};
 use crate::fs::{FileSystem, OsFileSystem};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -124,6 +126,18 @@ pub struct Options {
     /// system's ([`OsFileSystem`]). Tests pass a
     /// [`FaultInjectionFs`](crate::fs::FaultInjectionFs).
     pub fs: Arc<dyn FileSystem>,
+    /// Options of column families, by name, for this open: a listed family
+    /// that does not exist yet is created with them; one that exists uses
+    /// them from now on (and they are recorded, so later opens without
+    /// them keep them). A family not listed uses the options recorded for
+    /// it. The default family always takes the fields above. Default:
+    /// empty.
+    pub column_families: HashMap<String, ColumnFamilyOptions>,
+    /// Total size of the live log files above which the family holding the
+    /// oldest one is flushed, so that a rarely written family cannot keep
+    /// logs alive for ever. 0 means four times the sum, over all families,
+    /// of `write_buffer_size × max_write_buffer_number`. Default: 0.
+    pub max_total_wal_size: u64,
 }
 
 impl Default for Options {
@@ -152,6 +166,8 @@ impl Default for Options {
             paranoid_checks: true,
             wal_recovery_mode: WalRecoveryMode::default(),
             fs: OsFileSystem::shared(),
+            column_families: HashMap::new(),
+            max_total_wal_size: 0,
         }
     }
 }
@@ -194,6 +210,8 @@ impl std::fmt::Debug for Options {
             .field("paranoid_checks", &self.paranoid_checks)
             .field("wal_recovery_mode", &self.wal_recovery_mode)
             .field("fs", &self.fs)
+            .field("column_families", &self.column_families)
+            .field("max_total_wal_size", &self.max_total_wal_size)
             .finish()
     }
 }
@@ -215,6 +233,27 @@ impl Options {
             .unwrap_or(self.compression)
     }
 
+    /// The default family's settings: the per-family fields of these
+    /// options.
+    pub fn default_family_options(&self) -> ColumnFamilyOptions {
+        ColumnFamilyOptions {
+            write_buffer_size: self.write_buffer_size,
+            max_write_buffer_number: self.max_write_buffer_number,
+            compression: self.compression,
+            compression_per_level: self.compression_per_level.clone(),
+            block_size: self.block_size,
+            block_restart_interval: self.block_restart_interval,
+            bloom_bits_per_key: self.bloom_bits_per_key,
+            num_levels: self.num_levels,
+            level0_file_num_compaction_trigger: self.level0_file_num_compaction_trigger,
+            level0_slowdown_writes_trigger: self.level0_slowdown_writes_trigger,
+            level0_stop_writes_trigger: self.level0_stop_writes_trigger,
+            max_bytes_for_level_base: self.max_bytes_for_level_base,
+            max_bytes_for_level_multiplier: self.max_bytes_for_level_multiplier,
+            target_file_size: self.target_file_size,
+        }
+    }
+
     /// Checks every field; the error names the field and says why.
     pub fn validate(&self) -> Result<()> {
         fn bad(field: &str, why: impl std::fmt::Display) -> Result<()> {
@@ -223,104 +262,16 @@ impl Options {
         if self.path.as_os_str().is_empty() {
             return bad("path", "is empty");
         }
-        if !(4096..=MAX_TABLE_INPUT_SIZE as usize).contains(&self.write_buffer_size) {
-            return bad(
-                "write_buffer_size",
-                format!(
-                    "is {}, must be between 4096 and {MAX_TABLE_INPUT_SIZE}",
-                    self.write_buffer_size
-                ),
-            );
-        }
-        if self.max_write_buffer_number < 2 {
-            return bad(
-                "max_write_buffer_number",
-                format!("is {}, must be at least 2", self.max_write_buffer_number),
-            );
-        }
-        if !(256..=4 << 20).contains(&self.block_size) {
-            return bad(
-                "block_size",
-                format!("is {}, must be between 256 and 4194304", self.block_size),
-            );
-        }
-        if self.block_restart_interval == 0 {
-            return bad("block_restart_interval", "is 0, must be at least 1");
-        }
-        if self.bloom_bits_per_key > 64 {
-            return bad(
-                "bloom_bits_per_key",
-                format!("is {}, must be at most 64", self.bloom_bits_per_key),
-            );
-        }
-        if !(2..=16).contains(&self.num_levels) {
-            return bad(
-                "num_levels",
-                format!("is {}, must be between 2 and 16", self.num_levels),
-            );
-        }
-        if self.compression_per_level.len() > self.num_levels {
-            return bad(
-                "compression_per_level",
-                format!(
-                    "has {} entries but there are only {} levels",
-                    self.compression_per_level.len(),
-                    self.num_levels
-                ),
-            );
-        }
-        if self.level0_file_num_compaction_trigger == 0 {
-            return bad(
-                "level0_file_num_compaction_trigger",
-                "is 0, must be at least 1",
-            );
-        }
-        if self.level0_slowdown_writes_trigger < self.level0_file_num_compaction_trigger {
-            return bad(
-                "level0_slowdown_writes_trigger",
-                format!(
-                    "({}) is below level0_file_num_compaction_trigger ({})",
-                    self.level0_slowdown_writes_trigger, self.level0_file_num_compaction_trigger
-                ),
-            );
-        }
-        if self.level0_stop_writes_trigger < self.level0_slowdown_writes_trigger {
-            return bad(
-                "level0_stop_writes_trigger",
-                format!(
-                    "({}) is below level0_slowdown_writes_trigger ({})",
-                    self.level0_stop_writes_trigger, self.level0_slowdown_writes_trigger
-                ),
-            );
-        }
-        if self.max_bytes_for_level_base < 1024 {
-            return bad(
-                "max_bytes_for_level_base",
-                format!(
-                    "is {}, must be at least 1024",
-                    self.max_bytes_for_level_base
-                ),
-            );
-        }
-        if !(self.max_bytes_for_level_multiplier > 1.0
-            && self.max_bytes_for_level_multiplier.is_finite())
-        {
-            return bad(
-                "max_bytes_for_level_multiplier",
-                format!(
-                    "is {}, must be a finite number greater than 1",
-                    self.max_bytes_for_level_multiplier
-                ),
-            );
-        }
-        if !(1024..=MAX_TABLE_INPUT_SIZE).contains(&self.target_file_size) {
-            return bad(
-                "target_file_size",
-                format!(
-                    "is {}, must be between 1024 and {MAX_TABLE_INPUT_SIZE}",
-                    self.target_file_size
-                ),
-            );
+        self.default_family_options().validate_as("Options")?;
+        for (name, cf) in &self.column_families {
+            check_family_name(name)?;
+            if name == DEFAULT_COLUMN_FAMILY {
+                return bad(
+                    "column_families",
+                    "names \"default\": the default family's options are the fields of Options itself",
+                );
+            }
+            cf.validate_as(&format!("ColumnFamilyOptions (family {name:?})"))?;
         }
         if self.max_background_jobs == 0 {
             return bad("max_background_jobs", "is 0, must be at least 1");
@@ -333,6 +284,19 @@ impl Options {
         }
         Ok(())
     }
+}
+
+/// Name of the family every database has, which cannot be dropped.
+pub const DEFAULT_COLUMN_FAMILY: &str = "default";
+
+/// Checks a column family name: 1 to 255 bytes.
+pub(crate) fn check_family_name(name: &str) -> Result<()> {
+    if name.is_empty() || name.len() > 255 {
+        return Err(Error::InvalidArgument(format!(
+            "column family name {name:?} must be 1 to 255 bytes long"
+        )));
+    }
+    Ok(())
 }
 
 /// Options for one write.

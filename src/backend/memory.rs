@@ -6,8 +6,11 @@
 
 use super::{Snapshot, StorageBackend};
 use crate::batch::{BatchOp, WriteBatch};
-use crate::error::Result;
+use crate::cf_options::ColumnFamilyOptions;
+use crate::column_family::{new_uid, ColumnFamily, Target};
+use crate::error::{Error, Result};
 use crate::iterator::RawIterator;
+use crate::options::{check_family_name, DEFAULT_COLUMN_FAMILY};
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -15,26 +18,203 @@ use std::sync::Arc;
 
 type Map = BTreeMap<Vec<u8>, Vec<u8>>;
 
-/// An in-memory backend on a `BTreeMap`. Nothing is persisted. It is the
-/// model the test suites compare every other backend with.
-#[derive(Default)]
+/// One family: its name, the identity of its handles, its pairs.
+#[derive(Clone)]
+struct MemFamily {
+    name: Arc<str>,
+    uid: u64,
+    map: Arc<Map>,
+}
+
+/// Every family, by id. Replaced copy-on-write by each change, so a
+/// snapshot is an `Arc` to a state nobody changes.
+#[derive(Clone)]
+struct MemState {
+    families: BTreeMap<u32, MemFamily>,
+    next_id: u32,
+}
+
+impl MemState {
+    /// The family a handle names, if it still exists.
+    fn family(&self, cf: &ColumnFamily) -> Result<&MemFamily> {
+        self.families
+            .get(&cf.id())
+            .filter(|f| f.uid == cf.uid())
+            .ok_or_else(|| cf.dropped_error())
+    }
+}
+
+/// The state behind a [`MemoryBackend`] and its column family handles.
+pub(crate) struct MemoryShared {
+    state: Mutex<Arc<MemState>>,
+}
+
+/// An in-memory backend on `BTreeMap`s, one per column family. Nothing is
+/// persisted. It is the model the test suites compare every other backend
+/// with.
 pub struct MemoryBackend {
-    state: Mutex<Arc<Map>>,
+    shared: Arc<MemoryShared>,
+}
+
+impl Default for MemoryBackend {
+    fn default() -> MemoryBackend {
+        let mut families = BTreeMap::new();
+        families.insert(
+            0,
+            MemFamily {
+                name: DEFAULT_COLUMN_FAMILY.into(),
+                uid: new_uid(),
+                map: Arc::default(),
+            },
+        );
+        MemoryBackend {
+            shared: Arc::new(MemoryShared {
+                state: Mutex::new(Arc::new(MemState {
+                    families,
+                    next_id: 1,
+                })),
+            }),
+        }
+    }
 }
 
 impl MemoryBackend {
-    /// An empty store.
+    /// An empty store with only the default column family.
     pub fn new() -> MemoryBackend {
         MemoryBackend::default()
     }
 
-    fn current(&self) -> Arc<Map> {
+    fn handle(&self, id: u32, f: &MemFamily) -> ColumnFamily {
+        ColumnFamily::new(
+            id,
+            f.uid,
+            f.name.clone(),
+            Target::Memory(Arc::downgrade(&self.shared)),
+        )
+    }
+
+    /// Creates a column family, as [`DB::create_column_family`] does (the
+    /// options are accepted and ignored).
+    ///
+    /// [`DB::create_column_family`]: crate::DB::create_column_family
+    pub fn create_column_family(
+        &self,
+        name: &str,
+        options: ColumnFamilyOptions,
+    ) -> Result<ColumnFamily> {
+        check_family_name(name)?;
+        options.validate_as("ColumnFamilyOptions")?;
+        let mut st = self.shared.state.lock();
+        if st.families.values().any(|f| &*f.name == name) {
+            return Err(Error::InvalidArgument(format!(
+                "column family {name:?} already exists"
+            )));
+        }
+        let state = Arc::make_mut(&mut st);
+        let id = state.next_id;
+        state.next_id += 1;
+        let family = MemFamily {
+            name: name.into(),
+            uid: new_uid(),
+            map: Arc::default(),
+        };
+        let handle = self.handle(id, &family);
+        state.families.insert(id, family);
+        Ok(handle)
+    }
+
+    /// The column family called `name`, if it exists.
+    pub fn column_family(&self, name: &str) -> Option<ColumnFamily> {
+        let st = self.shared.state.lock();
+        let (id, f) = st.families.iter().find(|(_, f)| &*f.name == name)?;
+        Some(self.handle(*id, f))
+    }
+
+    /// The default column family (the one [`StorageBackend`] acts on).
+    pub fn default_column_family(&self) -> ColumnFamily {
+        let st = self.shared.state.lock();
+        self.handle(0, &st.families[&0])
+    }
+
+    /// Names of every column family, `"default"` included.
+    pub fn column_family_names(&self) -> Vec<String> {
+        let st = self.shared.state.lock();
+        st.families.values().map(|f| f.name.to_string()).collect()
+    }
+
+    /// Drops a column family, as [`DB::drop_column_family`] does.
+    ///
+    /// [`DB::drop_column_family`]: crate::DB::drop_column_family
+    pub fn drop_column_family(&self, name: &str) -> Result<()> {
+        if name == DEFAULT_COLUMN_FAMILY {
+            return Err(Error::InvalidArgument(
+                "the default column family cannot be dropped".into(),
+            ));
+        }
+        let mut st = self.shared.state.lock();
+        let id = st
+            .families
+            .iter()
+            .find(|(_, f)| &*f.name == name)
+            .map(|(id, _)| *id)
+            .ok_or_else(|| Error::InvalidArgument(format!("no column family {name:?}")))?;
+        Arc::make_mut(&mut st).families.remove(&id);
+        Ok(())
+    }
+
+    fn default_family(&self) -> ColumnFamily {
+        self.default_column_family()
+    }
+}
+
+impl MemoryShared {
+    fn current(&self) -> Arc<MemState> {
         self.state.lock().clone()
     }
 
-    fn update(&self, f: impl FnOnce(&mut Map)) {
+    /// Fails when the family of `cf` is gone.
+    pub(crate) fn check(&self, cf: &ColumnFamily) -> Result<()> {
+        self.current().family(cf).map(|_| ())
+    }
+
+    pub(crate) fn write(&self, batch: WriteBatch) -> Result<()> {
+        batch.check_limits()?;
         let mut st = self.state.lock();
-        f(Arc::make_mut(&mut st));
+        for &(id, uid) in batch.families() {
+            if st.families.get(&id).is_none_or(|f| f.uid != uid) {
+                return Err(Error::InvalidArgument(format!(
+                    "the batch writes to column family id {id}, which was dropped \
+                     (or belongs to another database)"
+                )));
+            }
+        }
+        let state = Arc::make_mut(&mut st);
+        for (id, op) in batch.iter_cf() {
+            let Some(family) = state.families.get_mut(&id) else {
+                return Err(Error::InvalidArgument(format!("no column family id {id}")));
+            };
+            let map = Arc::make_mut(&mut family.map);
+            match op {
+                BatchOp::Put { key, value } => {
+                    map.insert(key.to_vec(), value.to_vec());
+                }
+                BatchOp::Delete { key } => {
+                    map.remove(key);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn get(&self, cf: &ColumnFamily, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self.current().family(cf)?.map.get(key).cloned())
+    }
+
+    pub(crate) fn raw_iterator(&self, cf: &ColumnFamily) -> Box<dyn RawIterator> {
+        match self.current().family(cf) {
+            Ok(f) => Box::new(MapCursor::new(f.map.clone())),
+            Err(e) => Box::new(crate::db::FailedIterator(e)),
+        }
     }
 }
 
@@ -46,7 +226,7 @@ impl StorageBackend for MemoryBackend {
     }
 
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        Ok(self.state.lock().get(key).cloned())
+        self.shared.get(&self.default_family(), key)
     }
 
     fn delete(&self, key: &[u8]) -> Result<()> {
@@ -56,40 +236,63 @@ impl StorageBackend for MemoryBackend {
     }
 
     fn write_batch(&self, batch: WriteBatch) -> Result<()> {
-        batch.check_limits()?;
-        self.update(|m| {
-            for op in &batch {
-                match op {
-                    BatchOp::Put { key, value } => {
-                        m.insert(key.to_vec(), value.to_vec());
-                    }
-                    BatchOp::Delete { key } => {
-                        m.remove(key);
-                    }
-                }
-            }
-        });
-        Ok(())
+        self.shared.write(batch)
     }
 
     fn snapshot(&self) -> Result<Box<dyn Snapshot>> {
-        Ok(Box::new(MemorySnapshot(self.current())))
+        Ok(Box::new(MemorySnapshot {
+            state: self.shared.current(),
+            live: Arc::downgrade(&self.shared),
+        }))
     }
 
     fn raw_iterator(&self) -> Box<dyn RawIterator> {
-        Box::new(MapCursor::new(self.current()))
+        self.shared.raw_iterator(&self.default_family())
     }
 }
 
-struct MemorySnapshot(Arc<Map>);
+/// A frozen state. Handles are checked against the families that exist
+/// now, as `DB`'s snapshots do: a dropped family's handle fails, and a
+/// family created after the snapshot reads as empty.
+struct MemorySnapshot {
+    state: Arc<MemState>,
+    live: std::sync::Weak<MemoryShared>,
+}
+
+impl MemorySnapshot {
+    /// The frozen pairs of `cf`'s family (empty when it was created after
+    /// the snapshot), once the handle is known to be live.
+    fn map(&self, cf: &ColumnFamily) -> Result<Arc<Map>> {
+        let live = self.live.upgrade().ok_or(crate::Error::Closed)?;
+        live.check(cf)?;
+        Ok(self
+            .state
+            .families
+            .get(&cf.id())
+            .filter(|f| f.uid == cf.uid())
+            .map(|f| f.map.clone())
+            .unwrap_or_default())
+    }
+}
 
 impl Snapshot for MemorySnapshot {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        Ok(self.0.get(key).cloned())
+        Ok(self.state.families[&0].map.get(key).cloned())
     }
 
     fn raw_iterator(&self) -> Box<dyn RawIterator> {
-        Box::new(MapCursor::new(self.0.clone()))
+        Box::new(MapCursor::new(self.state.families[&0].map.clone()))
+    }
+
+    fn get_cf(&self, cf: &ColumnFamily, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self.map(cf)?.get(key).cloned())
+    }
+
+    fn raw_iterator_cf(&self, cf: &ColumnFamily) -> Box<dyn RawIterator> {
+        match self.map(cf) {
+            Ok(map) => Box::new(MapCursor::new(map)),
+            Err(e) => Box::new(crate::db::FailedIterator(e)),
+        }
     }
 }
 

@@ -1,11 +1,12 @@
 //! The [`StorageBackend`] trait every engine implements, and the in-memory
 //! reference backend.
 
-mod memory;
+pub(crate) mod memory;
 
 pub use memory::MemoryBackend;
 
 use crate::batch::WriteBatch;
+use crate::column_family::ColumnFamily;
 use crate::error::Result;
 use crate::iterator::{DbIterator, KeyRange, RawIterator};
 
@@ -55,6 +56,20 @@ pub trait Snapshot: Send + Sync {
     }
     /// A cursor over the snapshot.
     fn raw_iterator(&self) -> Box<dyn RawIterator>;
+    /// The value of `key` in column family `cf` in the snapshot. Backends
+    /// without column families answer `InvalidArgument`.
+    fn get_cf(&self, cf: &ColumnFamily, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let _ = key;
+        Err(cf.dropped_error())
+    }
+    /// A cursor over column family `cf` in the snapshot.
+    fn raw_iterator_cf(&self, cf: &ColumnFamily) -> Box<dyn RawIterator> {
+        Box::new(crate::db::FailedIterator(cf.dropped_error()))
+    }
+    /// The pairs of column family `cf` inside `range` in the snapshot.
+    fn scan_cf(&self, cf: &ColumnFamily, range: KeyRange) -> DbIterator {
+        DbIterator::new(self.raw_iterator_cf(cf), range)
+    }
     /// The snapshot's pairs inside `range`.
     fn scan(&self, range: KeyRange) -> DbIterator {
         DbIterator::new(self.raw_iterator(), range)

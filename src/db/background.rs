@@ -7,6 +7,7 @@
 //! (see `health`) the workers retry with back-off instead of flushing and
 //! compacting.
 
+use super::family::Family;
 use super::health::{panic_message, Failure};
 use super::DbInner;
 use parking_lot::{Condvar, Mutex, MutexGuard};
@@ -24,6 +25,9 @@ pub(crate) struct BgState {
     pub(crate) shutdown: bool,
     pub(crate) flushing: bool,
     pub(crate) compacting: bool,
+    /// The family flushed last: the next flush looks at the families after
+    /// it first, so a busy family cannot starve another's flushes.
+    last_flushed: u32,
     /// When the next automatic retry after a background failure is due.
     retry_at: Option<Instant>,
     /// The wait before the retry after the next failure.
@@ -36,6 +40,7 @@ impl Default for BgState {
             shutdown: false,
             flushing: false,
             compacting: false,
+            last_flushed: 0,
             retry_at: None,
             retry_delay: FIRST_RETRY_DELAY,
         }
@@ -49,12 +54,22 @@ pub(crate) struct Background {
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Clone)]
 enum Job {
-    Flush,
+    Flush(Arc<Family>),
     Compact,
     /// Retry after a background failure (see `health`).
     Recover,
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Job::Flush(family) => write!(f, "flush of column family {:?}", family.name),
+            Job::Compact => f.write_str("compaction"),
+            Job::Recover => f.write_str("recovery"),
+        }
+    }
 }
 
 enum Pick {
@@ -161,9 +176,12 @@ fn pick_job(inner: &DbInner, st: &mut BgState) -> Pick {
             }
         }
         None => {
-            if !st.flushing && !inner.view.read().imms.is_empty() {
-                st.flushing = true;
-                return Pick::Run(Job::Flush);
+            if !st.flushing {
+                if let Some(family) = next_to_flush(inner, st.last_flushed) {
+                    st.flushing = true;
+                    st.last_flushed = family.id;
+                    return Pick::Run(Job::Flush(family));
+                }
             }
             if !st.compacting && inner.compaction_wanted() {
                 st.compacting = true;
@@ -174,12 +192,21 @@ fn pick_job(inner: &DbInner, st: &mut BgState) -> Pick {
     }
 }
 
-fn run(inner: &DbInner, job: Job) -> bool {
+/// The first family after `last` (in id order, wrapping round) with a
+/// frozen memtable waiting.
+fn next_to_flush(inner: &DbInner, last: u32) -> Option<Arc<Family>> {
+    let families = inner.family_list();
+    let waiting = |f: &&Arc<Family>| !f.view.read().imms.is_empty();
+    let after = families.iter().filter(|f| f.id > last).find(waiting);
+    after.or_else(|| families.iter().find(waiting)).cloned()
+}
+
+fn run(inner: &DbInner, job: &Job) -> bool {
     // A panic in a job (a bug, or in user code such as a custom file
     // system) must not kill the thread with its flag still set, which
     // would leave every writer waiting for a flush that never comes.
     let result = std::panic::catch_unwind(AssertUnwindSafe(|| match job {
-        Job::Flush => super::flush::flush_oldest(inner).map(|_| ()),
+        Job::Flush(family) => super::flush::flush_oldest(inner, family).map(|_| ()),
         Job::Compact => super::compaction::run_one(inner).map(|_| ()),
         Job::Recover => inner.recover(),
     }));
@@ -215,13 +242,13 @@ fn worker(inner: &Arc<DbInner>) {
             }
         };
         drop(st);
-        let ok = run(inner, job);
+        let ok = run(inner, &job);
         st = bg.state.lock();
         match job {
-            Job::Flush | Job::Recover => st.flushing = false,
+            Job::Flush(_) | Job::Recover => st.flushing = false,
             Job::Compact => st.compacting = false,
         }
-        if ok && job != Job::Recover {
+        if ok && !matches!(job, Job::Recover) {
             // Real progress: the next failure starts the back-off afresh.
             st.retry_delay = FIRST_RETRY_DELAY;
         }

@@ -19,18 +19,19 @@
 //! compaction does), and `compact_range` rewrites every last-level file in
 //! its range that is not all zeros.
 
+use super::family::Family;
 use super::filenames::table_path;
 use super::flush::{build_options, failure_of};
 use super::stats::level_targets;
 use super::DbInner;
+use crate::cf_options::ColumnFamilyOptions;
 use crate::error::{IoContext, Result};
 use crate::internal_iter::InternalIterator;
 use crate::iterator::KeyRange;
 use crate::merge::MergingIterator;
-use crate::options::Options;
 use crate::table::TableBuilder;
 use crate::types::{encode_internal_key, parse_internal_key, SeqNo, ValueKind};
-use crate::version::{FileMeta, LiveFile, Version, VersionEdit};
+use crate::version::{FamilyEdit, FileMeta, LiveFile, Version};
 use std::ops::Bound;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -52,7 +53,7 @@ pub(crate) struct Compaction {
 
 /// The level most in need of compaction and its score, if any level's
 /// score is at least 1.
-pub(crate) fn most_urgent(opts: &Options, version: &Version) -> Option<(usize, f64)> {
+pub(crate) fn most_urgent(opts: &ColumnFamilyOptions, version: &Version) -> Option<(usize, f64)> {
     let targets = level_targets(opts);
     let mut best: Option<(usize, f64)> = None;
     for (level, files) in version.levels.iter().enumerate().take(opts.num_levels - 1) {
@@ -73,7 +74,7 @@ pub(crate) fn most_urgent(opts: &Options, version: &Version) -> Option<(usize, f
 /// written with sequence numbers kept for a snapshot (so not all zero), all
 /// of which are now older than the oldest snapshot.
 pub(crate) fn bottom_garbage(
-    opts: &Options,
+    opts: &ColumnFamilyOptions,
     version: &Version,
     oldest_visible: SeqNo,
 ) -> Option<Arc<LiveFile>> {
@@ -86,7 +87,7 @@ pub(crate) fn bottom_garbage(
 /// Chooses the next compaction. `cursor` is where the previous compaction
 /// of each level stopped (round-robin through the key space).
 pub(crate) fn pick(
-    opts: &Options,
+    opts: &ColumnFamilyOptions,
     version: &Version,
     cursors: &[Vec<u8>],
     oldest_visible: SeqNo,
@@ -155,23 +156,43 @@ fn overlapping(files: &[Arc<LiveFile>], lo: &[u8], hi: &[u8]) -> Vec<Arc<LiveFil
         .collect()
 }
 
-/// Runs the most urgent compaction, if one is needed. Returns whether it
-/// did anything.
+/// Runs the most urgent compaction of any family, if one is needed: the
+/// family whose level is furthest over its target, else one with
+/// last-level garbage. Returns whether it did anything.
 pub(crate) fn run_one(inner: &DbInner) -> Result<bool> {
     let _running = inner.compaction_lock.lock();
-    let version = inner.view.read().version.clone();
-    let cursors = inner.compaction_cursors.lock().clone();
-    let Some(c) = pick(&inner.opts, &version, &cursors, oldest_visible(inner)) else {
+    let oldest = oldest_visible(inner);
+    let families = inner.family_list();
+    let scored = families
+        .iter()
+        .filter_map(|f| {
+            let version = f.view.read().version.clone();
+            most_urgent(&f.opts, &version).map(|(_, score)| (score, f))
+        })
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, f)| f);
+    let family = scored.or_else(|| {
+        families.iter().find(|f| {
+            let version = f.view.read().version.clone();
+            bottom_garbage(&f.opts, &version, oldest).is_some()
+        })
+    });
+    let Some(family) = family else {
+        return Ok(false);
+    };
+    let version = family.view.read().version.clone();
+    let cursors = family.compaction_cursors.lock().clone();
+    let Some(c) = pick(&family.opts, &version, &cursors, oldest) else {
         return Ok(false);
     };
     if c.level > 0 && c.out_level > c.level {
         if let Some(f) = c.inputs.last() {
-            let mut cursors = inner.compaction_cursors.lock();
-            cursors.resize(inner.opts.num_levels, Vec::new());
+            let mut cursors = family.compaction_cursors.lock();
+            cursors.resize(family.opts.num_levels, Vec::new());
             cursors[c.level] = f.largest_user_key().to_vec();
         }
     }
-    execute(inner, &version, c, true)?;
+    execute(inner, family, &version, c, true)?;
     Ok(true)
 }
 
@@ -180,11 +201,11 @@ pub(crate) fn run_one(inner: &DbInner) -> Result<bool> {
 /// file on the way so that overwritten values and deleted keys that no
 /// snapshot can see are dropped. Last-level files in the range are
 /// rewritten in place unless they hold no garbage (all sequence numbers 0).
-pub(crate) fn compact_range(inner: &DbInner, range: &KeyRange) -> Result<()> {
+pub(crate) fn compact_range(inner: &DbInner, family: &Family, range: &KeyRange) -> Result<()> {
     let _running = inner.compaction_lock.lock();
-    let levels = inner.opts.num_levels;
+    let levels = family.opts.num_levels;
     let deepest = {
-        let version = inner.view.read().version.clone();
+        let version = family.view.read().version.clone();
         (0..levels).rev().find(|&l| !version.levels[l].is_empty())
     };
     let Some(deepest) = deepest else {
@@ -192,7 +213,7 @@ pub(crate) fn compact_range(inner: &DbInner, range: &KeyRange) -> Result<()> {
     };
     let bottom = (deepest + 1).min(levels - 1);
     for level in 0..bottom {
-        let version = inner.view.read().version.clone();
+        let version = family.view.read().version.clone();
         let files = &version.levels[level];
         let inputs: Vec<Arc<LiveFile>> = if level == 0 {
             // Level-0 files overlap: all go, or an older version of a key
@@ -213,17 +234,17 @@ pub(crate) fn compact_range(inner: &DbInner, range: &KeyRange) -> Result<()> {
             continue;
         }
         let c = with_next_level(&version, level, inputs);
-        execute(inner, &version, c, false)?;
+        execute(inner, family, &version, c, false)?;
     }
     if bottom == levels - 1 {
-        let version = inner.view.read().version.clone();
+        let version = family.view.read().version.clone();
         let inputs: Vec<Arc<LiveFile>> = version.levels[bottom]
             .iter()
             .filter(|f| f.meta.largest_seq > 0 && overlaps_range(f, range))
             .cloned()
             .collect();
         if !inputs.is_empty() {
-            execute(inner, &version, in_place(bottom, inputs), false)?;
+            execute(inner, family, &version, in_place(bottom, inputs), false)?;
         }
     }
     inner.bg.notify();
@@ -253,9 +274,15 @@ pub(crate) fn oldest_visible(inner: &DbInner) -> SeqNo {
 
 /// Runs compaction `c`. A file that overlaps nothing in the next level is
 /// moved rather than rewritten when `allow_move` is set.
-fn execute(inner: &DbInner, version: &Version, c: Compaction, allow_move: bool) -> Result<()> {
+fn execute(
+    inner: &DbInner,
+    family: &Family,
+    version: &Version,
+    c: Compaction,
+    allow_move: bool,
+) -> Result<()> {
     let out_level = c.out_level;
-    let mut edit = VersionEdit::default();
+    let mut edit = FamilyEdit::new(family.id);
     for f in &c.inputs {
         edit.deleted_files.push((c.level as u32, f.meta.number));
     }
@@ -267,18 +294,18 @@ fn execute(inner: &DbInner, version: &Version, c: Compaction, allow_move: bool) 
     if trivial {
         edit.new_files
             .push((out_level as u32, c.inputs[0].meta.clone()));
-        inner.stats.trivial_moves.fetch_add(1, Ordering::Relaxed);
+        family.stats.trivial_moves.fetch_add(1, Ordering::Relaxed);
     } else {
         let mut created = Vec::new();
-        let merged = merge_files(inner, version, &c, oldest_visible(inner), &mut created).and_then(
-            |outputs| {
+        let oldest = oldest_visible(inner);
+        let merged =
+            merge_files(inner, family, version, &c, oldest, &mut created).and_then(|outputs| {
                 inner
                     .fs
                     .sync_dir(&inner.dir)
                     .ctx(&inner.dir)
                     .map(|_| outputs)
-            },
-        );
+            });
         let outputs = match merged {
             Ok(outputs) => outputs,
             Err(e) => {
@@ -293,19 +320,31 @@ fn execute(inner: &DbInner, version: &Version, c: Compaction, allow_move: bool) 
         };
         let read: u64 = c.inputs.iter().chain(&c.next).map(|f| f.meta.size).sum();
         let written: u64 = outputs.iter().map(|m| m.size).sum();
-        inner
+        family
             .stats
             .compaction_bytes_read
             .fetch_add(read, Ordering::Relaxed);
-        inner
+        family
             .stats
             .compaction_bytes_written
             .fetch_add(written, Ordering::Relaxed);
+        created = outputs.iter().map(|m| m.number).collect();
         edit.new_files
             .extend(outputs.into_iter().map(|m| (out_level as u32, m)));
+        if !inner.install(family, edit, None)? {
+            // The family was dropped meanwhile: nothing refers to these.
+            for &number in &created {
+                let _ = inner.fs.remove_file(&table_path(&inner.dir, number));
+            }
+            return Ok(());
+        }
+        family.stats.compactions.fetch_add(1, Ordering::Relaxed);
+        return Ok(());
     }
-    inner.stats.compactions.fetch_add(1, Ordering::Relaxed);
-    inner.install(edit, None)
+    if inner.install(family, edit, None)? {
+        family.stats.compactions.fetch_add(1, Ordering::Relaxed);
+    }
+    Ok(())
 }
 
 /// Whether some level below `out_level` may hold an older entry for `key`
@@ -320,6 +359,7 @@ fn deeper_levels_may_hold(version: &Version, out_level: usize, key: &[u8]) -> bo
 /// caller can remove them when the compaction fails.
 fn merge_files(
     inner: &DbInner,
+    family: &Family,
     version: &Version,
     c: &Compaction,
     oldest_visible: SeqNo,
@@ -328,7 +368,7 @@ fn merge_files(
     let out_level = c.out_level;
     // In the last level, an entry every reader sees (no older version of
     // it survives) needs no sequence number: 0 marks it garbage-free.
-    let zero_seqs = out_level == inner.opts.num_levels - 1;
+    let zero_seqs = out_level == family.opts.num_levels - 1;
     let mut zeroed = Vec::new();
     let mut children: Vec<Box<dyn InternalIterator>> = Vec::new();
     for f in c.inputs.iter().chain(&c.next) {
@@ -342,7 +382,7 @@ fn merge_files(
         .get(out_level + 1)
         .map(Vec::as_slice)
         .unwrap_or(&[]);
-    let max_overlap = MAX_GRANDPARENT_OVERLAP_FILES * inner.opts.target_file_size;
+    let max_overlap = MAX_GRANDPARENT_OVERLAP_FILES * family.opts.target_file_size;
 
     let mut outputs = Vec::new();
     let mut out: Option<Output> = None;
@@ -374,7 +414,7 @@ fn merge_files(
                 grandparent_idx += 1;
             }
             if let Some(o) = &out {
-                if o.builder.estimated_size() >= inner.opts.target_file_size
+                if o.builder.estimated_size() >= family.opts.target_file_size
                     || overlapped > max_overlap
                 {
                     if let Some(o) = out.take() {
@@ -397,7 +437,7 @@ fn merge_files(
             if out.is_none() {
                 let number = inner.new_file_number();
                 created.push(number);
-                out = Some(Output::start(inner, out_level, number)?);
+                out = Some(Output::start(inner, family, out_level, number)?);
             }
             if let Some(o) = out.as_mut() {
                 if zero_seqs && p.seq <= oldest_visible && p.seq > 0 {
@@ -425,11 +465,11 @@ struct Output {
 }
 
 impl Output {
-    fn start(inner: &DbInner, level: usize, number: u64) -> Result<Output> {
+    fn start(inner: &DbInner, family: &Family, level: usize, number: u64) -> Result<Output> {
         let path = table_path(&inner.dir, number);
         let file = inner.fs.create(&path).ctx(&path)?;
         Ok(Output {
-            builder: TableBuilder::new(file, path, build_options(&inner.opts, level)),
+            builder: TableBuilder::new(file, path, build_options(&family.opts, level)),
             meta: FileMeta {
                 number,
                 size: 0,
@@ -437,6 +477,8 @@ impl Output {
                 largest: Vec::new(),
                 smallest_seq: SeqNo::MAX,
                 largest_seq: 0,
+                unique_id: 0,
+                file_crc: 0,
             },
         })
     }
@@ -458,6 +500,8 @@ impl Output {
         let props = self.builder.finish()?;
         let mut meta = self.meta;
         meta.size = props.file_size;
+        meta.unique_id = props.unique_id;
+        meta.file_crc = props.file_crc;
         Ok(meta)
     }
 }

@@ -1,20 +1,23 @@
 //! Flush: writing a frozen memtable to a level-0 table file.
 
+use super::family::Family;
 use super::filenames::{log_path, table_path};
 use super::health::Failure;
 use super::DbInner;
+use crate::cf_options::ColumnFamilyOptions;
 use crate::error::{IoContext, Result};
+use crate::fs::FileSystem;
 use crate::internal_iter::InternalIterator;
 use crate::memtable::MemTable;
-use crate::options::Options;
 use crate::table::{TableBuildOptions, TableBuilder};
 use crate::types::parse_internal_key;
-use crate::version::{FileMeta, VersionEdit};
+use crate::version::{FamilyEdit, FileMeta};
+use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 /// Table-building options for output at `level`.
-pub(crate) fn build_options(o: &Options, level: usize) -> TableBuildOptions {
+pub(crate) fn build_options(o: &ColumnFamilyOptions, level: usize) -> TableBuildOptions {
     TableBuildOptions {
         block_size: o.block_size,
         restart_interval: o.block_restart_interval,
@@ -27,7 +30,9 @@ pub(crate) fn build_options(o: &Options, level: usize) -> TableBuildOptions {
 /// table `number`, synced. Returns `None` when there was nothing to write.
 /// The directory is not synced: the caller does it once for all outputs.
 pub(crate) fn write_table(
-    opts: &Options,
+    fs: &dyn FileSystem,
+    dir: &Path,
+    opts: &ColumnFamilyOptions,
     iter: &mut dyn InternalIterator,
     number: u64,
     level: usize,
@@ -37,8 +42,8 @@ pub(crate) fn write_table(
         iter.status()?;
         return Ok(None);
     }
-    let path = table_path(&opts.path, number);
-    let file = opts.fs.create(&path).ctx(&path)?;
+    let path = table_path(dir, number);
+    let file = fs.create(&path).ctx(&path)?;
     let mut builder = TableBuilder::new(file, path.clone(), build_options(opts, level));
     let mut meta = FileMeta {
         number,
@@ -47,6 +52,8 @@ pub(crate) fn write_table(
         largest: Vec::new(),
         smallest_seq: u64::MAX,
         largest_seq: 0,
+        unique_id: 0,
+        file_crc: 0,
     };
     while iter.valid() {
         let key = iter.key();
@@ -62,18 +69,28 @@ pub(crate) fn write_table(
     iter.status()?;
     let props = builder.finish()?;
     meta.size = props.file_size;
+    meta.unique_id = props.unique_id;
+    meta.file_crc = props.file_crc;
     Ok(Some(meta))
 }
 
-/// Flushes the oldest frozen memtable, if any. Returns whether it did.
-pub(crate) fn flush_oldest(inner: &DbInner) -> Result<bool> {
-    let imm: Arc<MemTable> = match inner.view.read().imms.last() {
+/// Flushes the oldest frozen memtable of `family`, if any. Returns whether
+/// it did.
+pub(crate) fn flush_oldest(inner: &DbInner, family: &Family) -> Result<bool> {
+    let imm: Arc<MemTable> = match family.view.read().imms.last() {
         Some(m) => m.clone(),
         None => return Ok(false),
     };
     let number = inner.new_file_number();
-    let written = write_table(&inner.opts, &mut imm.iter(), number, 0)
-        .and_then(|meta| inner.fs.sync_dir(&inner.dir).ctx(&inner.dir).map(|_| meta));
+    let written = write_table(
+        &*inner.fs,
+        &inner.dir,
+        &family.opts,
+        &mut imm.iter(),
+        number,
+        0,
+    )
+    .and_then(|meta| inner.fs.sync_dir(&inner.dir).ctx(&inner.dir).map(|_| meta));
     let meta = match written {
         Ok(meta) => meta,
         Err(e) => {
@@ -84,30 +101,26 @@ pub(crate) fn flush_oldest(inner: &DbInner) -> Result<bool> {
             return Err(inner.stop_writes(e, failure));
         }
     };
-    if let Some(m) = &meta {
-        inner
-            .stats
-            .bytes_flushed
-            .fetch_add(m.size, Ordering::Relaxed);
-        inner.stats.flushes.fetch_add(1, Ordering::Relaxed);
-    }
-
-    // Logs older than the next memtable's are no longer needed.
-    let log_number = {
-        let view = inner.view.read();
-        let pos = view.imms.iter().position(|m| Arc::ptr_eq(m, &imm));
-        match pos {
-            Some(p) if p > 0 => view.imms[p - 1].log_number(),
-            _ => view.mem.log_number(),
-        }
-    };
-    let edit = VersionEdit {
-        log_number: Some(log_number),
+    let size = meta.as_ref().map_or(0, |m| m.size);
+    let edit = FamilyEdit {
+        // The family's writes in logs older than its next memtable's are
+        // all in tables now.
+        log_number: Some(family.log_after(&imm)),
         new_files: meta.into_iter().map(|m| (0, m)).collect(),
-        ..VersionEdit::default()
+        ..FamilyEdit::new(family.id)
     };
-    inner.install(edit, Some(&imm))?;
-    remove_logs_below(inner, log_number);
+    if !inner.install(family, edit, Some(&imm))? {
+        // The family was dropped while the table was written.
+        let _ = inner.fs.remove_file(&table_path(&inner.dir, number));
+        return Ok(false);
+    }
+    family
+        .stats
+        .bytes_flushed
+        .fetch_add(size, Ordering::Relaxed);
+    family.stats.flushes.fetch_add(1, Ordering::Relaxed);
+    let oldest_live_log = inner.versions.lock().log_number;
+    remove_logs_below(inner, oldest_live_log);
     Ok(true)
 }
 

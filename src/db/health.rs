@@ -95,7 +95,9 @@ impl DbInner {
             let mut wal = self.wal.lock();
             write::switch_log(self, &mut wal)?;
         }
-        while flush::flush_oldest(self)? {}
+        for family in self.family_list() {
+            while flush::flush_oldest(self, &family)? {}
+        }
         if failure == Failure::Log {
             self.retire_old_logs()?;
         }
@@ -109,24 +111,28 @@ impl DbInner {
         Ok(())
     }
 
-    /// Records in the MANIFEST that no log older than the live one holds
-    /// data (when no frozen memtable still needs one), then removes them.
+    /// Records in the MANIFEST that no log older than the ones families
+    /// still need holds data, then removes them.
     fn retire_old_logs(&self) -> Result<()> {
-        let live_log = {
-            let view = self.view.read();
-            if !view.imms.is_empty() {
-                return Ok(());
-            }
-            view.mem.log_number()
-        };
-        if self.versions.lock().log_number < live_log {
+        let mut versions = self.versions.lock();
+        let oldest = self.oldest_live_log(None);
+        if versions.log_number < oldest {
             let edit = VersionEdit {
-                log_number: Some(live_log),
+                log_number: Some(oldest),
                 ..VersionEdit::default()
             };
-            self.install(edit, None)?;
+            versions
+                .log_and_apply(
+                    edit,
+                    self.next_file_number
+                        .load(std::sync::atomic::Ordering::Relaxed),
+                    self.visible_seq.load(std::sync::atomic::Ordering::Acquire),
+                    || self.new_file_number(),
+                )
+                .map_err(|e| self.stop_writes(e, Failure::Fatal))?;
         }
-        flush::remove_logs_below(self, live_log);
+        drop(versions);
+        flush::remove_logs_below(self, oldest);
         Ok(())
     }
 }

@@ -5,7 +5,9 @@
 //! `compaction` (run by `background` threads), `stats`.
 
 mod background;
+mod cf_api;
 mod compaction;
+mod family;
 mod filenames;
 mod flush;
 mod health;
@@ -18,19 +20,27 @@ mod table_cache;
 mod verify;
 mod write;
 
+pub(crate) use cf_api::{
+    compact_range_cf, flush_cf, get_cf, raw_iterator_cf, stats_cf, write_batch,
+};
+pub(crate) use family::Family;
 pub use read::DbSnapshot;
+pub(crate) use read::FailedIterator;
 pub use stats::{DbStats, LevelStats};
 
 use crate::backend::{Snapshot, StorageBackend};
 use crate::batch::WriteBatch;
+use crate::cf_options::ColumnFamilyOptions;
+use crate::column_family::ColumnFamily;
 use crate::error::{Error, Result};
 use crate::fs::{FileLock, FileSystem};
 use crate::iterator::{DbIterator, KeyRange, RawIterator};
 use crate::memtable::MemTable;
 use crate::options::{Options, WriteOptions};
 use crate::types::SeqNo;
-use crate::version::{Version, VersionEdit, VersionSet};
+use crate::version::{FamilyEdit, VersionEdit, VersionSet};
 use background::Background;
+use family::{Families, ReadView};
 use parking_lot::{Mutex, RwLock};
 use stats::Stats;
 use std::collections::{BTreeMap, VecDeque};
@@ -39,34 +49,29 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use table_cache::TableCache;
 
-/// What a reader needs to see the database: the memtables, newest first,
-/// and the table files. Immutable once published; the write path, flushes
-/// and compactions publish a new one (under the `view` write lock, reading
-/// the current one there) to change it.
-pub(crate) struct ReadView {
-    /// The memtable taking writes.
-    pub(crate) mem: Arc<MemTable>,
-    /// Frozen memtables waiting for flush, newest first.
-    pub(crate) imms: Vec<Arc<MemTable>>,
-    /// The live table files.
-    pub(crate) version: Arc<Version>,
-}
-
 /// State shared by the [`DB`] handle, its snapshots and iterators.
 pub(crate) struct DbInner {
     pub(crate) opts: Options,
     pub(crate) dir: PathBuf,
     pub(crate) fs: Arc<dyn FileSystem>,
     lock: Mutex<Option<Box<dyn FileLock>>>,
-    /// The current read view, replaced (never mutated) by the write path.
-    pub(crate) view: RwLock<Arc<ReadView>>,
+    /// The open column families. Lock order: `versions` before `families`,
+    /// the log (`wal`) before `families`, `families` before a family's
+    /// `view`.
+    pub(crate) families: RwLock<Families>,
+    /// The default family (also in `families`), for the common path.
+    pub(crate) default: Arc<Family>,
     /// Highest sequence number whose write is fully applied. Readers load it
-    /// while holding the `view` read lock (see [`DbInner::current_view`]).
+    /// while holding their family's `view` read lock (see
+    /// [`Family::current_view`]).
     pub(crate) visible_seq: AtomicU64,
     /// Writers waiting to commit; the front one leads the next group.
     writers: Mutex<VecDeque<Arc<write::Writer>>>,
     /// The log and sequence counter, used only by the group leader.
     wal: Mutex<write::WalState>,
+    /// Number of the log writes go to (changed under `wal`), so that
+    /// flushes can tell which logs are still needed without taking it.
+    pub(crate) current_log: AtomicU64,
     pub(crate) next_file_number: AtomicU64,
     /// The MANIFEST; one version change at a time.
     pub(crate) versions: Mutex<VersionSet>,
@@ -74,8 +79,6 @@ pub(crate) struct DbInner {
     pub(crate) bg: Background,
     /// Held while a compaction runs: one at a time, background or manual.
     pub(crate) compaction_lock: Mutex<()>,
-    /// Per level, the largest key of the last file compacted from it.
-    pub(crate) compaction_cursors: Mutex<Vec<Vec<u8>>>,
     pub(crate) stats: Stats,
     /// Sequence numbers of live snapshots, with their counts.
     pub(crate) snapshots: Mutex<BTreeMap<SeqNo, usize>>,
@@ -89,30 +92,16 @@ impl DbInner {
         self.next_file_number.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// The sequence number and view a new read uses, taken at one point.
-    ///
-    /// Both come from under the `view` read lock. A compaction drops the
-    /// versions hidden at the sequence number it read when it started, and
-    /// installs its output under the write lock: a reader that took its
-    /// number before that start but its view after the install would find
-    /// the versions it needs gone. Under the lock, a reader gets either the
-    /// view before the install (which still holds every version) or the
-    /// view after it with a number at least the compaction's. Writers
-    /// publish a number only after its entries are in the memtable of the
-    /// current view, so the view holds everything up to the number.
-    pub(crate) fn current_view(&self) -> (SeqNo, Arc<ReadView>) {
-        let view = self.view.read();
-        let seq = self.visible_seq.load(Ordering::Acquire);
-        #[cfg(feature = "internals")]
-        crate::internals::read_view_pause();
-        (seq, Arc::clone(&view))
-    }
-
     fn check_open(&self) -> Result<()> {
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
         Ok(())
+    }
+
+    /// The open families, in id order.
+    pub(crate) fn family_list(&self) -> Vec<Arc<Family>> {
+        self.families.read().values().cloned().collect()
     }
 
     /// Blocks until `done` holds, re-checking whenever background work
@@ -135,13 +124,44 @@ impl DbInner {
         }
     }
 
-    /// Records `edit` in the MANIFEST, then publishes a read view with the
-    /// resulting version (and without `flushed`, the frozen memtable whose
-    /// table the edit adds), in one step for readers. A failure stops
-    /// writes for good: the MANIFEST may end in part of a record.
-    pub(crate) fn install(&self, edit: VersionEdit, flushed: Option<&Arc<MemTable>>) -> Result<()> {
+    /// The oldest log some family still needs (for data not yet in a
+    /// table), leaving out `flushing`, the memtable of `family` whose
+    /// table is being installed.
+    fn oldest_live_log(&self, flushing: Option<(&Family, &Arc<MemTable>)>) -> u64 {
+        // The current log is read first: a write that lands after the
+        // families are looked at goes to it or to a newer one.
+        let current = self.current_log.load(Ordering::Acquire);
+        self.families
+            .read()
+            .values()
+            .filter_map(|f| {
+                let skip = flushing.filter(|(ff, _)| ff.id == f.id).map(|(_, m)| m);
+                f.oldest_unflushed_log(skip)
+            })
+            .fold(current, u64::min)
+    }
+
+    /// Records `edit` (a change to `family`) in the MANIFEST, then
+    /// publishes a read view with the resulting version (and without
+    /// `flushed`, the frozen memtable whose table the edit adds), in one
+    /// step for readers. Returns false, changing nothing, when the family
+    /// was dropped meanwhile. A failure stops writes for good: the MANIFEST
+    /// may end in part of a record.
+    pub(crate) fn install(
+        &self,
+        family: &Family,
+        edit: FamilyEdit,
+        flushed: Option<&Arc<MemTable>>,
+    ) -> Result<bool> {
         let mut versions = self.versions.lock();
-        let version = versions
+        if family.is_dropped() {
+            return Ok(false);
+        }
+        let edit = VersionEdit {
+            log_number: Some(self.oldest_live_log(flushed.map(|m| (family, m)))),
+            ..VersionEdit::for_family(edit)
+        };
+        let changed = versions
             .log_and_apply(
                 edit,
                 self.next_file_number.load(Ordering::Relaxed),
@@ -149,28 +169,39 @@ impl DbInner {
                 || self.new_file_number(),
             )
             .map_err(|e| self.stop_writes(e, health::Failure::Fatal))?;
-        let mut view = self.view.write();
-        let imms = view
-            .imms
-            .iter()
-            .filter(|m| flushed.is_none_or(|f| !Arc::ptr_eq(m, f)))
-            .cloned()
-            .collect();
-        *view = Arc::new(ReadView {
-            mem: view.mem.clone(),
-            imms,
-            version,
-        });
-        Ok(())
+        if let Some((_, version)) = changed.into_iter().find(|(id, _)| *id == family.id) {
+            let mut view = family.view.write();
+            let imms = view
+                .imms
+                .iter()
+                .filter(|m| flushed.is_none_or(|f| !Arc::ptr_eq(m, f)))
+                .cloned()
+                .collect();
+            *view = Arc::new(ReadView {
+                mem: view.mem.clone(),
+                imms,
+                version,
+            });
+        }
+        Ok(true)
     }
 
-    /// Whether some level is over its size or file-count target, or the
-    /// last level holds garbage no snapshot needs any more.
+    /// Whether some family's level is over its size or file-count target,
+    /// or its last level holds garbage no snapshot needs any more.
     pub(crate) fn compaction_wanted(&self) -> bool {
-        let version = self.view.read().version.clone();
-        compaction::most_urgent(&self.opts, &version).is_some()
-            || compaction::bottom_garbage(&self.opts, &version, compaction::oldest_visible(self))
-                .is_some()
+        let oldest = compaction::oldest_visible(self);
+        self.family_list().iter().any(|f| {
+            let version = f.view.read().version.clone();
+            compaction::most_urgent(&f.opts, &version).is_some()
+                || compaction::bottom_garbage(&f.opts, &version, oldest).is_some()
+        })
+    }
+
+    /// Whether some family has a frozen memtable waiting for flush.
+    pub(crate) fn flush_wanted(&self) -> bool {
+        self.family_list()
+            .iter()
+            .any(|f| !f.view.read().imms.is_empty())
     }
 
     /// Closes the handle: stops the background threads, then writes every
@@ -205,8 +236,10 @@ impl DbInner {
     }
 
     fn flush_all_for_close(&self, wal: &mut write::WalState) -> Result<()> {
-        write::rotate(self, wal)?;
-        while flush::flush_oldest(self)? {}
+        write::freeze_all(self, wal)?;
+        for family in self.family_list() {
+            while flush::flush_oldest(self, &family)? {}
+        }
         self.versions
             .lock()
             .mark_clean_close()
@@ -319,13 +352,13 @@ impl DB {
     /// # }
     /// ```
     pub fn write_opt(&self, batch: WriteBatch, options: &WriteOptions) -> Result<()> {
-        write::write(&self.inner, batch, options.sync)
+        write_batch(&self.inner, batch, options)
     }
 
     /// The value of `key`, or `None`.
     pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Vec<u8>>> {
         self.inner.check_open()?;
-        let (seq, view) = self.inner.current_view();
+        let (seq, view) = self.inner.default.current_view(&self.inner.visible_seq);
         read::get(&self.inner, &view, key.as_ref(), seq)
     }
 
@@ -370,20 +403,7 @@ impl DB {
     /// every write made before the call is durable. Writes made while it
     /// waits are not waited for.
     pub fn flush(&self) -> Result<()> {
-        self.inner.check_writable()?;
-        let Some(newest) = write::freeze_memtable(&self.inner)? else {
-            return Ok(());
-        };
-        // Memtables are flushed oldest first; ones frozen after this call
-        // (by later writes) have larger log numbers.
-        self.inner.wait_for(|inner, _| {
-            inner
-                .view
-                .read()
-                .imms
-                .last()
-                .is_none_or(|oldest| oldest.log_number() > newest)
-        })
+        flush_cf(&self.inner, &self.inner.default)
     }
 
     /// Gets writes going again after a failure stopped them (see
@@ -422,8 +442,7 @@ impl DB {
     /// # }
     /// ```
     pub fn compact_range(&self, range: impl Into<KeyRange>) -> Result<()> {
-        self.flush()?;
-        compaction::compact_range(&self.inner, &range.into())
+        compact_range_cf(&self.inner, &self.inner.default, &range.into())
     }
 
     /// Blocks until no flush or compaction is running or needed. Useful in
@@ -431,10 +450,7 @@ impl DB {
     pub fn wait_for_idle(&self) -> Result<()> {
         self.inner.check_open()?;
         self.inner.wait_for(|inner, st| {
-            !st.flushing
-                && !st.compacting
-                && inner.view.read().imms.is_empty()
-                && !inner.compaction_wanted()
+            !st.flushing && !st.compacting && !inner.flush_wanted() && !inner.compaction_wanted()
         })
     }
 
@@ -456,9 +472,58 @@ impl DB {
         verify::verify(&self.inner)
     }
 
-    /// Counters and per-level figures kept by the engine.
+    /// Counters and per-level figures kept by the engine, for the default
+    /// column family (see [`ColumnFamily::stats`] for the others), with
+    /// the database-wide ones (stalls, caches, sequence number).
     pub fn stats(&self) -> DbStats {
-        stats::collect(&self.inner)
+        stats::collect(&self.inner, &self.inner.default)
+    }
+
+    /// Creates a column family: a keyspace with its own memtables, table
+    /// files and `options`, sharing the log (so one [`WriteBatch`] is
+    /// atomic across families). The creation is durable when this returns.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] when the name exists, is empty or is
+    /// longer than 255 bytes, or an option is invalid.
+    pub fn create_column_family(
+        &self,
+        name: &str,
+        options: ColumnFamilyOptions,
+    ) -> Result<ColumnFamily> {
+        cf_api::create_family(&self.inner, name, options)
+    }
+
+    /// The column family called `name`, if it exists.
+    pub fn column_family(&self, name: &str) -> Option<ColumnFamily> {
+        cf_api::by_name(&self.inner, name)
+    }
+
+    /// The default column family, the one `DB`'s own methods act on.
+    pub fn default_column_family(&self) -> ColumnFamily {
+        cf_api::handle(&self.inner, &self.inner.default)
+    }
+
+    /// Names of every column family, `"default"` included.
+    pub fn column_family_names(&self) -> Vec<String> {
+        self.inner
+            .family_list()
+            .iter()
+            .map(|f| f.name.to_string())
+            .collect()
+    }
+
+    /// Drops a column family: its name disappears at once (a family of the
+    /// same name can be created again, with new data); its files are
+    /// deleted once no iterator reads them; handles to it fail from now on
+    /// with [`Error::InvalidArgument`]. The drop is durable when this
+    /// returns.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for `"default"` or a name that does not
+    /// exist.
+    pub fn drop_column_family(&self, name: &str) -> Result<()> {
+        cf_api::drop_family(&self.inner, name)
     }
 
     /// Closes the database and reports any error doing so: stops the
@@ -479,11 +544,7 @@ impl DB {
     }
 
     fn raw_iterator_impl(&self) -> Box<dyn RawIterator> {
-        let (seq, view) = self.inner.current_view();
-        if let Err(e) = self.inner.check_open() {
-            return Box::new(read::FailedIterator(e));
-        }
-        Box::new(read::DbRawIterator::new(&self.inner, view, seq))
+        raw_iterator_cf(&self.inner, &self.inner.default)
     }
 }
 

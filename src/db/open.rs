@@ -10,22 +10,25 @@
 //! MANIFEST and logs in charge.
 
 use super::background::Background;
+use super::family::{Families, Family};
 use super::filenames::{self, table_path, FileType, IDENTITY, LOCK};
 use super::flush::write_table;
-use super::replay::Replay;
+use super::replay::{Replay, ReplayFamily};
 use super::stats::Stats;
 use super::table_cache::TableCache;
 use super::write::{create_log, WalState};
-use super::{DbInner, ReadView};
+use super::DbInner;
 use crate::block_cache::BlockCache;
+use crate::cf_options::ColumnFamilyOptions;
 use crate::error::{Error, IoContext, Result};
 use crate::fs::{EntryKind, FileSystem};
 use crate::memtable::MemTable;
-use crate::options::Options;
+use crate::options::{Options, DEFAULT_COLUMN_FAMILY};
 use crate::table::Table;
 use crate::types::SeqNo;
 use crate::version::{
-    read_current, Counters, Deleter, FileMeta, LiveFile, Version, VersionSet, CURRENT,
+    read_current, Counters, Deleter, FamilyVersions, FileMeta, LiveFile, RecoveredFamily, Version,
+    VersionSet, CURRENT,
 };
 use parking_lot::{Mutex, RwLock};
 use std::collections::{BTreeMap, HashSet, VecDeque};
@@ -70,17 +73,32 @@ pub(crate) fn open(opts: Options) -> Result<Arc<DbInner>> {
     }
 
     // What the MANIFEST says (or an empty database).
-    let mut levels: Vec<Vec<FileMeta>> = vec![Vec::new(); opts.num_levels];
-    let mut log_floor = 0;
+    let state = if exists {
+        Some(read_current(&*fs, &dir)?)
+    } else {
+        None
+    };
     let mut next_file: u64 = 1;
     let mut last_seq: SeqNo = 0;
-    if exists {
-        let state = read_current(&*fs, &dir, opts.num_levels)?;
-        levels = state.levels;
+    let mut log_floor = 0;
+    let mut max_family_id = 0;
+    let mut recorded = BTreeMap::new();
+    if let Some(state) = state {
         log_floor = state.log_number;
         next_file = state.next_file_number.max(state.manifest_number + 1);
         last_seq = state.last_sequence;
+        max_family_id = state.max_family_id;
+        recorded = state.families;
+    } else {
+        recorded.insert(
+            0,
+            RecoveredFamily {
+                name: DEFAULT_COLUMN_FAMILY.to_string(),
+                ..RecoveredFamily::default()
+            },
+        );
     }
+    let mut families = opening_families(&opts, recorded, &mut max_family_id)?;
     let mut logs = Vec::new();
     for name in &names {
         match filenames::parse(name) {
@@ -97,8 +115,12 @@ pub(crate) fn open(opts: Options) -> Result<Arc<DbInner>> {
         }
     }
     logs.sort_unstable();
+    let listed: Vec<&FileMeta> = families
+        .iter()
+        .flat_map(|f| f.levels.iter().flatten())
+        .collect();
     if opts.paranoid_checks {
-        for meta in levels.iter().flatten() {
+        for meta in &listed {
             let name = format!("{:06}.sst", meta.number);
             if !has(&name) {
                 return Err(Error::corruption(
@@ -116,7 +138,7 @@ pub(crate) fn open(opts: Options) -> Result<Arc<DbInner>> {
     // Tables no MANIFEST edit names: left by a crash mid-flush or
     // mid-compaction (their data is also in a log or in live tables), or
     // named by an edit that damage cut off the MANIFEST.
-    let live: HashSet<u64> = levels.iter().flatten().map(|m| m.number).collect();
+    let live: HashSet<u64> = listed.iter().map(|m| m.number).collect();
     let unlisted: Vec<u64> = names
         .iter()
         .filter_map(|n| match filenames::parse(n) {
@@ -126,30 +148,55 @@ pub(crate) fn open(opts: Options) -> Result<Arc<DbInner>> {
         .collect();
 
     // Replay the logs, writing a table whenever a memtable fills up.
-    let mut recovered = Vec::new();
-    let mut replay = Replay::new(&opts, last_seq);
-    let replayed = logs.iter().try_for_each(|&number| {
-        replay.log(number, &mut |mem| {
-            recovered.extend(flush_recovered(&opts, mem, &new_number)?);
-            Ok(())
+    let mut recovered: Vec<(u32, FileMeta)> = Vec::new();
+    let replay_families = families
+        .iter()
+        .filter(|f| !f.created)
+        .map(|f| {
+            let family = ReplayFamily {
+                log_number: f.log_number.unwrap_or(log_floor),
+                opts: &f.opts,
+                mem: Arc::new(MemTable::new(0)),
+            };
+            (f.id, family)
         })
-    });
-    let replayed = replayed
+        .collect();
+    let mut replay = Replay::new(&opts, replay_families, max_family_id, last_seq);
+    let family_opts = |id: u32| families.iter().find(|f| f.id == id).map(|f| &f.opts);
+    let mut flush = |id: u32, mem: &Arc<MemTable>| -> Result<()> {
+        if let Some(o) = family_opts(id) {
+            if let Some(meta) = flush_recovered(&*fs, &dir, o, mem, &new_number)? {
+                recovered.push((id, meta));
+            }
+        }
+        Ok(())
+    };
+    let replayed = logs
+        .iter()
+        .try_for_each(|&number| replay.log(number, &mut flush))
         .and_then(|_| {
-            recovered.extend(flush_recovered(&opts, &replay.mem, &new_number)?);
-            Ok(())
+            replay
+                .families
+                .iter()
+                .try_for_each(|(&id, f)| flush(id, &f.mem))
         })
         .and_then(|_| check_unlisted(&opts, &unlisted, replay.last_seq));
     if let Err(e) = replayed {
-        for meta in &recovered {
+        for (_, meta) in &recovered {
             let _ = fs.remove_file(&table_path(&dir, meta.number));
         }
         return Err(e);
     }
     last_seq = replay.last_seq;
     let log_damage = replay.damage;
+    drop(replay);
     if !recovered.is_empty() {
         fs.sync_dir(&dir).ctx(&dir)?;
+    }
+    for (id, meta) in recovered {
+        if let Some(f) = families.iter_mut().find(|f| f.id == id) {
+            f.levels[0].push(meta);
+        }
     }
 
     let block_cache = (opts.cache_size > 0).then(|| Arc::new(BlockCache::new(opts.cache_size)));
@@ -160,28 +207,37 @@ pub(crate) fn open(opts: Options) -> Result<Arc<DbInner>> {
         opts.max_open_files,
     ));
     let deleter = make_deleter(fs.clone(), &dir, table_cache.clone());
-    let mut version = Version::empty(opts.num_levels);
-    for (level, files) in levels.into_iter().enumerate() {
-        for meta in files {
-            version.levels[level].push(LiveFile::new(meta, deleter.clone()));
-        }
-    }
 
-    // Record the recovered tables and the new log in a new MANIFEST.
-    let edit = crate::version::VersionEdit {
-        new_files: recovered.into_iter().map(|m| (0, m)).collect(),
-        ..Default::default()
-    };
-    // The edit only adds files, so nothing is removed.
-    let (version, _) = version.apply(&edit, &deleter);
+    // Record every family, the recovered tables and the new log in a new
+    // MANIFEST.
     let log_number = new_number();
     let (log_file_path, writer) = create_log(&*fs, &dir, log_number)?;
     let manifest_number = new_number();
+    let versions: BTreeMap<u32, FamilyVersions> = families
+        .iter_mut()
+        .map(|f| {
+            let mut version = Version::empty(f.opts.num_levels);
+            for (level, files) in std::mem::take(&mut f.levels).into_iter().enumerate() {
+                for meta in files {
+                    version.levels[level].push(LiveFile::new(meta, deleter.clone()));
+                }
+            }
+            version.sort();
+            let entry = FamilyVersions {
+                name: f.name.clone(),
+                options: f.opts.encode(),
+                current: Arc::new(version),
+                log_number,
+            };
+            (f.id, entry)
+        })
+        .collect();
     let set = VersionSet::create(
         fs.clone(),
         &dir,
         manifest_number,
-        version,
+        versions,
+        max_family_id,
         Counters {
             log_number,
             next_file_number: next_file_number.load(Ordering::Relaxed),
@@ -192,28 +248,47 @@ pub(crate) fn open(opts: Options) -> Result<Arc<DbInner>> {
     if !exists {
         write_identity(&*fs, &dir)?;
     }
+    let open_families: Families = families
+        .into_iter()
+        .map(|f| {
+            let version = set
+                .current(f.id)
+                .unwrap_or_else(|| Arc::new(Version::empty(1)));
+            let family = Family::new(
+                f.id,
+                f.name.into(),
+                f.opts,
+                Arc::new(MemTable::new(log_number)),
+                version,
+            );
+            (family.id, Arc::new(family))
+        })
+        .collect();
+    let default = open_families
+        .get(&0)
+        .cloned()
+        .ok_or_else(|| Error::Internal("the default column family is missing".into()))?;
     let inner = Arc::new(DbInner {
         dir: dir.clone(),
         fs: fs.clone(),
         lock: Mutex::new(Some(lock)),
-        view: RwLock::new(Arc::new(ReadView {
-            mem: Arc::new(MemTable::new(log_number)),
-            imms: Vec::new(),
-            version: set.current(),
-        })),
+        families: RwLock::new(open_families),
+        default,
         visible_seq: AtomicU64::new(last_seq),
         writers: Mutex::new(VecDeque::new()),
         wal: Mutex::new(WalState {
             writer,
             path: log_file_path,
+            number: log_number,
             last_seq,
+            closed_logs: BTreeMap::new(),
         }),
+        current_log: AtomicU64::new(log_number),
         next_file_number,
         versions: Mutex::new(set),
         table_cache,
         bg: Background::default(),
         compaction_lock: Mutex::new(()),
-        compaction_cursors: Mutex::new(Vec::new()),
         stats: Stats::default(),
         snapshots: Mutex::new(BTreeMap::new()),
         stopped: Mutex::new(None),
@@ -229,6 +304,88 @@ pub(crate) fn open(opts: Options) -> Result<Arc<DbInner>> {
     Ok(inner)
 }
 
+/// A family as the open sees it: the MANIFEST's record, with the options it
+/// is opened with.
+struct OpeningFamily {
+    id: u32,
+    name: String,
+    opts: ColumnFamilyOptions,
+    levels: Vec<Vec<FileMeta>>,
+    log_number: Option<u64>,
+    /// Created by this open (listed in `Options::column_families` but not in
+    /// the MANIFEST): it has no data to recover.
+    created: bool,
+}
+
+/// The families to open: the recorded ones with the options they get (the
+/// default family's from `Options`, a listed family's from
+/// `Options::column_families`, another's as recorded), plus the listed ones
+/// that do not exist yet.
+fn opening_families(
+    opts: &Options,
+    recorded: BTreeMap<u32, RecoveredFamily>,
+    max_family_id: &mut u32,
+) -> Result<Vec<OpeningFamily>> {
+    let mut out = Vec::new();
+    for (id, f) in recorded {
+        let family_opts = if id == 0 {
+            opts.default_family_options()
+        } else if let Some(o) = opts.column_families.get(&f.name) {
+            o.clone()
+        } else {
+            match &f.options {
+                Some(encoded) => ColumnFamilyOptions::decode(encoded).map_err(|reason| {
+                    Error::InvalidArgument(format!(
+                        "recorded options of column family {:?} cannot be read ({reason}); \
+                         pass them in Options::column_families",
+                        f.name
+                    ))
+                })?,
+                None => ColumnFamilyOptions::default(),
+            }
+        };
+        let mut levels = f.levels;
+        if levels.len() > family_opts.num_levels {
+            if let Some(meta) = levels[family_opts.num_levels..].iter().flatten().next() {
+                return Err(Error::InvalidArgument(format!(
+                    "column family {:?} holds table {} below its num_levels ({})",
+                    f.name, meta.number, family_opts.num_levels
+                )));
+            }
+        }
+        levels.resize(family_opts.num_levels, Vec::new());
+        out.push(OpeningFamily {
+            id,
+            name: f.name,
+            opts: family_opts,
+            levels,
+            log_number: f.log_number,
+            created: false,
+        });
+    }
+    let mut missing: Vec<(&String, &ColumnFamilyOptions)> = opts
+        .column_families
+        .iter()
+        .filter(|(name, _)| !out.iter().any(|f| &f.name == *name))
+        .collect();
+    missing.sort_by(|a, b| a.0.cmp(b.0));
+    for (name, o) in missing {
+        if name == DEFAULT_COLUMN_FAMILY {
+            continue;
+        }
+        *max_family_id += 1;
+        out.push(OpeningFamily {
+            id: *max_family_id,
+            name: name.clone(),
+            opts: o.clone(),
+            levels: vec![Vec::new(); o.num_levels],
+            log_number: None,
+            created: true,
+        });
+    }
+    Ok(out)
+}
+
 fn make_deleter(fs: Arc<dyn FileSystem>, dir: &Path, table_cache: Arc<TableCache>) -> Deleter {
     let dir = dir.to_path_buf();
     Arc::new(move |number| {
@@ -241,21 +398,23 @@ fn make_deleter(fs: Arc<dyn FileSystem>, dir: &Path, table_cache: Arc<TableCache
 fn write_identity(fs: &dyn FileSystem, dir: &Path) -> Result<()> {
     let path = dir.join(IDENTITY);
     let mut f = fs.create(&path).ctx(&path)?;
-    f.append(b"AiDb database\nformat 1\n").ctx(&path)?;
+    f.append(b"AiDb database\nformat 2\n").ctx(&path)?;
     f.sync().ctx(&path)?;
     fs.sync_dir(dir).ctx(dir)
 }
 
 /// Writes a recovered memtable to a level-0 table.
 fn flush_recovered(
-    opts: &Options,
+    fs: &dyn FileSystem,
+    dir: &Path,
+    opts: &ColumnFamilyOptions,
     mem: &Arc<MemTable>,
     new_number: &dyn Fn() -> u64,
 ) -> Result<Option<FileMeta>> {
     if mem.is_empty() {
         return Ok(None);
     }
-    write_table(opts, &mut mem.iter(), new_number(), 0)
+    write_table(fs, dir, opts, &mut mem.iter(), new_number(), 0)
 }
 
 /// Checks that every table no MANIFEST edit names is safe to delete: one
@@ -292,7 +451,11 @@ fn check_unlisted(opts: &Options, unlisted: &[u64], last_seq: SeqNo) -> Result<(
 /// Removes logs older than `log_number`, MANIFESTs other than the live one,
 /// tables in no version, and temporary files.
 fn remove_obsolete_files(inner: &DbInner, log_number: u64, manifest_number: u64) -> Result<()> {
-    let live: HashSet<u64> = inner.view.read().version.file_numbers().collect();
+    let live: HashSet<u64> = inner
+        .family_list()
+        .iter()
+        .flat_map(|f| f.view.read().version.file_numbers().collect::<Vec<_>>())
+        .collect();
     let names = inner.fs.list(&inner.dir).ctx(&inner.dir)?;
     let mut removed = false;
     for name in names {

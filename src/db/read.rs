@@ -1,8 +1,10 @@
 //! The read path: point lookups, the user-facing iterator, snapshots.
 
+use super::family::{Family, ReadView};
 use super::level_iter::LevelIterator;
-use super::{DbInner, ReadView};
+use super::DbInner;
 use crate::backend::Snapshot;
+use crate::column_family::ColumnFamily;
 use crate::error::{Error, Result};
 use crate::internal_iter::InternalIterator;
 use crate::iterator::{DbIterator, KeyRange, RawIterator};
@@ -375,7 +377,7 @@ impl DbSnapshot {
 
     /// The value of `key` as of the snapshot.
     pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Vec<u8>>> {
-        let view = self.inner.view.read().clone();
+        let view = self.inner.default.view.read().clone();
         get(&self.inner, &view, key.as_ref(), self.seq)
     }
 
@@ -386,7 +388,7 @@ impl DbSnapshot {
 
     /// The snapshot's pairs inside `range`.
     pub fn range(&self, range: impl Into<KeyRange>) -> DbIterator {
-        DbIterator::new(self.raw(), range.into())
+        DbIterator::new(self.raw(&self.inner.default), range.into())
     }
 
     /// The snapshot's pairs whose key starts with `prefix`.
@@ -394,8 +396,44 @@ impl DbSnapshot {
         self.range(KeyRange::prefix(prefix))
     }
 
-    fn raw(&self) -> Box<dyn RawIterator> {
-        let view = self.inner.view.read().clone();
+    /// The family `cf` names in this snapshot's database, if it is live.
+    fn family(&self, cf: &ColumnFamily) -> Result<Arc<Family>> {
+        self.inner
+            .families
+            .read()
+            .get(&cf.id())
+            .filter(|f| f.uid == cf.uid())
+            .cloned()
+            .ok_or_else(|| cf.dropped_error())
+    }
+
+    /// The value of `key` in column family `cf` as of the snapshot (one
+    /// snapshot is consistent across all families).
+    pub fn get_cf(&self, cf: &ColumnFamily, key: impl AsRef<[u8]>) -> Result<Option<Vec<u8>>> {
+        let family = self.family(cf)?;
+        let view = family.view.read().clone();
+        get(&self.inner, &view, key.as_ref(), self.seq)
+    }
+
+    /// Every pair of column family `cf` as of the snapshot.
+    pub fn iter_cf(&self, cf: &ColumnFamily) -> DbIterator {
+        self.range_cf(cf, ..)
+    }
+
+    /// The pairs of column family `cf` inside `range` as of the snapshot.
+    pub fn range_cf(&self, cf: &ColumnFamily, range: impl Into<KeyRange>) -> DbIterator {
+        DbIterator::new(self.raw_cf(cf), range.into())
+    }
+
+    fn raw_cf(&self, cf: &ColumnFamily) -> Box<dyn RawIterator> {
+        match self.family(cf) {
+            Ok(family) => self.raw(&family),
+            Err(e) => Box::new(FailedIterator(e)),
+        }
+    }
+
+    fn raw(&self, family: &Family) -> Box<dyn RawIterator> {
+        let view = family.view.read().clone();
         Box::new(DbRawIterator::new(&self.inner, view, self.seq))
     }
 }
@@ -426,6 +464,14 @@ impl Snapshot for DbSnapshot {
     }
 
     fn raw_iterator(&self) -> Box<dyn RawIterator> {
-        self.raw()
+        self.raw(&self.inner.default)
+    }
+
+    fn get_cf(&self, cf: &ColumnFamily, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        DbSnapshot::get_cf(self, cf, key)
+    }
+
+    fn raw_iterator_cf(&self, cf: &ColumnFamily) -> Box<dyn RawIterator> {
+        self.raw_cf(cf)
     }
 }

@@ -11,21 +11,39 @@
 //! writes were. The recovery mode decides what damage does: fail the open
 //! (the default), stop there (point in time), or skip it and go on; skipped
 //! and stopped-at damage is counted for [`DbStats`](crate::DbStats).
+//!
+//! Each column family has its own memtable here. A family's writes in logs
+//! older than its own log number are already in its tables and are passed
+//! over; writes to a family that was dropped are too.
 
 use crate::batch::WriteBatch;
+use crate::cf_options::ColumnFamilyOptions;
 use crate::error::{Error, IoContext, Result};
 use crate::memtable::MemTable;
 use crate::options::{Options, WalRecoveryMode};
 use crate::types::SeqNo;
 use crate::wal::{LogKind, LogReader, ReadEvent};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::filenames::log_path;
+
+/// One family being recovered.
+pub(crate) struct ReplayFamily<'a> {
+    /// Its writes in logs numbered below this are in its tables.
+    pub(crate) log_number: u64,
+    pub(crate) opts: &'a ColumnFamilyOptions,
+    pub(crate) mem: Arc<MemTable>,
+}
 
 /// Replays logs into memtables. `flush` is called with each memtable that
 /// fills up (and is then replaced by an empty one).
 pub(crate) struct Replay<'a> {
     opts: &'a Options,
+    pub(crate) families: BTreeMap<u32, ReplayFamily<'a>>,
+    /// Every family id up to this was handed out: ids not in `families`
+    /// below it were dropped.
+    max_family_id: u32,
     /// The MANIFEST's last sequence number: the first replayed record may
     /// start at most one past it.
     manifest_last: SeqNo,
@@ -41,13 +59,19 @@ pub(crate) struct Replay<'a> {
     /// Damaged regions skipped or stopped at.
     pub(crate) damage: u64,
     pub(crate) last_seq: SeqNo,
-    pub(crate) mem: Arc<MemTable>,
 }
 
 impl<'a> Replay<'a> {
-    pub(crate) fn new(opts: &'a Options, manifest_last: SeqNo) -> Replay<'a> {
+    pub(crate) fn new(
+        opts: &'a Options,
+        families: BTreeMap<u32, ReplayFamily<'a>>,
+        max_family_id: u32,
+        manifest_last: SeqNo,
+    ) -> Replay<'a> {
         Replay {
             opts,
+            families,
+            max_family_id,
             manifest_last,
             prev_last: None,
             pending: None,
@@ -55,16 +79,16 @@ impl<'a> Replay<'a> {
             stopped: false,
             damage: 0,
             last_seq: manifest_last,
-            mem: Arc::new(MemTable::new(0)),
         }
     }
 
     /// Replays log `number`, calling `flush` with every memtable that
-    /// fills up. Does nothing once point-in-time recovery has stopped.
+    /// fills up (and its family's id). Does nothing once point-in-time
+    /// recovery has stopped.
     pub(crate) fn log(
         &mut self,
         number: u64,
-        flush: &mut dyn FnMut(&Arc<MemTable>) -> Result<()>,
+        flush: &mut dyn FnMut(u32, &Arc<MemTable>) -> Result<()>,
     ) -> Result<()> {
         if self.stopped {
             return Ok(());
@@ -118,14 +142,31 @@ impl<'a> Replay<'a> {
                             continue;
                         }
                     }
-                    super::write::apply(&self.mem, &batch, first);
+                    if let Some(id) = batch
+                        .iter_cf()
+                        .map(|(id, _)| id)
+                        .find(|id| *id > self.max_family_id)
+                    {
+                        return Err(Error::corruption(
+                            &path,
+                            offset,
+                            format!("record for column family {id}, which never existed"),
+                        ));
+                    }
+                    let families = &self.families;
+                    super::write::apply(&batch, first, |id, _| {
+                        let f = families.get(&id)?;
+                        (number >= f.log_number).then_some(&*f.mem)
+                    });
                     let last = first + batch.len() as u64 - 1;
                     self.prev_last = Some(last);
                     self.last_seq = self.last_seq.max(last);
                     self.after_damage = false;
-                    if self.mem.approximate_size() >= self.opts.write_buffer_size {
-                        flush(&self.mem)?;
-                        self.mem = Arc::new(MemTable::new(0));
+                    for (&id, f) in self.families.iter_mut() {
+                        if f.mem.approximate_size() >= f.opts.write_buffer_size {
+                            flush(id, &f.mem)?;
+                            f.mem = Arc::new(MemTable::new(0));
+                        }
                     }
                 }
             }

@@ -1,19 +1,14 @@
 //! Engine statistics: cheap atomic counters plus figures read off the
 //! current version when asked.
 
+use super::family::Family;
 use super::DbInner;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+/// Database-wide counters (each family has its own `FamilyStats`).
 #[derive(Default)]
 pub(crate) struct Stats {
-    pub(crate) bytes_written: AtomicU64,
-    pub(crate) bytes_flushed: AtomicU64,
-    pub(crate) compaction_bytes_read: AtomicU64,
-    pub(crate) compaction_bytes_written: AtomicU64,
-    pub(crate) flushes: AtomicU64,
-    pub(crate) compactions: AtomicU64,
-    pub(crate) trivial_moves: AtomicU64,
     pub(crate) stall_micros: AtomicU64,
     pub(crate) log_damage_skipped: AtomicU64,
 }
@@ -42,8 +37,7 @@ pub struct LevelStats {
 #[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
 pub struct DbStats {
-    /// Bytes of write batches accepted from users (keys, values and
-    /// per-operation framing).
+    /// Bytes of keys and values written by users to this column family.
     pub user_bytes_written: u64,
     /// Bytes of table files written by flushes.
     pub bytes_flushed: u64,
@@ -89,7 +83,7 @@ pub struct DbStats {
 }
 
 /// Target size of each level: `None` for level 0 and the last level.
-pub(crate) fn level_targets(opts: &crate::Options) -> Vec<Option<u64>> {
+pub(crate) fn level_targets(opts: &crate::ColumnFamilyOptions) -> Vec<Option<u64>> {
     let mut targets = vec![None; opts.num_levels];
     let mut target = opts.max_bytes_for_level_base as f64;
     for t in targets.iter_mut().take(opts.num_levels - 1).skip(1) {
@@ -99,11 +93,13 @@ pub(crate) fn level_targets(opts: &crate::Options) -> Vec<Option<u64>> {
     targets
 }
 
-pub(crate) fn collect(inner: &DbInner) -> DbStats {
+/// The figures of `family`, with the database-wide ones.
+pub(crate) fn collect(inner: &DbInner, family: &Family) -> DbStats {
     let s = &inner.stats;
+    let fs = &family.stats;
     let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
-    let view = inner.view.read().clone();
-    let targets = level_targets(&inner.opts);
+    let view = family.view.read().clone();
+    let targets = level_targets(&family.opts);
     let levels = view
         .version
         .levels
@@ -115,9 +111,9 @@ pub(crate) fn collect(inner: &DbInner) -> DbStats {
             target_bytes,
         })
         .collect();
-    let user = load(&s.bytes_written);
-    let flushed = load(&s.bytes_flushed);
-    let compacted = load(&s.compaction_bytes_written);
+    let user = load(&fs.bytes_written);
+    let flushed = load(&fs.bytes_flushed);
+    let compacted = load(&fs.compaction_bytes_written);
     let (hits, misses, cached) = inner
         .table_cache
         .block_cache()
@@ -127,16 +123,16 @@ pub(crate) fn collect(inner: &DbInner) -> DbStats {
     DbStats {
         user_bytes_written: user,
         bytes_flushed: flushed,
-        compaction_bytes_read: load(&s.compaction_bytes_read),
+        compaction_bytes_read: load(&fs.compaction_bytes_read),
         compaction_bytes_written: compacted,
         write_amplification: if user == 0 {
             0.0
         } else {
             (flushed + compacted) as f64 / user as f64
         },
-        flushes: load(&s.flushes),
-        compactions: load(&s.compactions),
-        trivial_moves: load(&s.trivial_moves),
+        flushes: load(&fs.flushes),
+        compactions: load(&fs.compactions),
+        trivial_moves: load(&fs.trivial_moves),
         stall_time: Duration::from_micros(load(&s.stall_micros)),
         levels,
         memtable_bytes: std::iter::once(&view.mem)

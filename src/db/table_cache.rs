@@ -2,7 +2,7 @@
 
 use super::filenames::table_path;
 use crate::block_cache::BlockCache;
-use crate::error::{IoContext, Result};
+use crate::error::{Error, IoContext, Result};
 use crate::fs::FileSystem;
 use crate::table::{BloomStats, Table};
 use crate::version::FileMeta;
@@ -60,6 +60,19 @@ impl TableCache {
         }
         let path = table_path(&self.dir, meta.number);
         let file = self.fs.open(&path).ctx(&path)?;
+        // A file of the wrong size, or another valid table in this one's
+        // place (a stale copy, a misdirected rename), is not read as it.
+        if file.len() != meta.size {
+            return Err(Error::corruption(
+                &path,
+                0,
+                format!(
+                    "file is {} bytes, the MANIFEST says {} (truncated or replaced)",
+                    file.len(),
+                    meta.size
+                ),
+            ));
+        }
         let table = Table::open(
             file,
             path,
@@ -67,6 +80,17 @@ impl TableCache {
             self.block_cache.clone(),
             self.bloom_stats.clone(),
         )?;
+        if meta.unique_id != 0 && table.unique_id() != meta.unique_id {
+            return Err(Error::corruption(
+                table_path(&self.dir, meta.number),
+                0,
+                format!(
+                    "table has unique id {:#x}, the MANIFEST names {:#x}: another table is in this file's place",
+                    table.unique_id(),
+                    meta.unique_id
+                ),
+            ));
+        }
         let now = self.tick.fetch_add(1, Ordering::Relaxed) + 1;
         let mut map = self.open.write();
         if map.len() >= self.capacity {

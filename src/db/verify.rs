@@ -6,16 +6,43 @@ use crate::error::Error;
 use crate::version::read_current;
 use crate::wal::{LogKind, LogReader, ReadEvent};
 
+/// Compares the CRC of a table file's bytes with the one the MANIFEST
+/// recorded when it was written (format 2).
+fn check_file_crc(inner: &DbInner, meta: &crate::version::FileMeta) -> Option<Error> {
+    if meta.file_crc == 0 {
+        return None;
+    }
+    let path = super::filenames::table_path(&inner.dir, meta.number);
+    let data = match inner.fs.read_all(&path) {
+        Ok(d) => d,
+        Err(e) => return Some(Error::io(&path, e)),
+    };
+    let crc = crc32fast::hash(&data);
+    (crc != meta.file_crc).then(|| {
+        Error::corruption(
+            &path,
+            0,
+            format!(
+                "file checksum {crc:#010x}, the MANIFEST recorded {:#010x}",
+                meta.file_crc
+            ),
+        )
+    })
+}
+
 pub(crate) fn verify(inner: &DbInner) -> Vec<Error> {
     let mut errors = Vec::new();
-    if let Err(e) = read_current(&*inner.fs, &inner.dir, inner.opts.num_levels) {
+    if let Err(e) = read_current(&*inner.fs, &inner.dir) {
         errors.push(e);
     }
-    let version = inner.view.read().version.clone();
-    for file in version.levels.iter().flatten() {
-        match inner.table_cache.get(&file.meta) {
-            Ok(table) => errors.extend(table.verify()),
-            Err(e) => errors.push(e),
+    for family in inner.family_list() {
+        let version = family.view.read().version.clone();
+        for file in version.levels.iter().flatten() {
+            match inner.table_cache.get(&file.meta) {
+                Ok(table) => errors.extend(table.verify()),
+                Err(e) => errors.push(e),
+            }
+            errors.extend(check_file_crc(inner, &file.meta));
         }
     }
     let log_floor = inner.versions.lock().log_number;

@@ -6,10 +6,19 @@
 //! for it, applies them to the memtable, and only then publishes their
 //! sequence numbers. Then it wakes the writers it served and hands the lead
 //! to the next one in the queue.
+//!
+//! All column families share the log. Each family has its own memtables;
+//! a memtable records the number of the log that was current when it was
+//! created, the oldest that can hold its writes. When one family's
+//! memtable fills up, a new log is started and only that memtable is
+//! frozen, so a log stays needed until every family has flushed what it
+//! holds of it (see `DbInner::oldest_live_log`); `max_total_wal_size`
+//! flushes a rarely written family that would otherwise keep logs alive.
 
+use super::family::{Family, ReadView};
 use super::filenames::log_path;
 use super::health::{panic_message, Failure};
-use super::{DbInner, ReadView};
+use super::DbInner;
 use crate::batch::{BatchOp, WriteBatch};
 use crate::error::{Error, IoContext, Result};
 use crate::fs::FileSystem;
@@ -17,6 +26,7 @@ use crate::memtable::MemTable;
 use crate::types::{SeqNo, ValueKind};
 use crate::wal::{LogKind, LogWriter};
 use parking_lot::{Condvar, Mutex};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -32,7 +42,11 @@ const SMALL_GROUP_EXTRA: usize = 128 << 10;
 pub(crate) struct WalState {
     pub(crate) writer: LogWriter,
     pub(crate) path: PathBuf,
+    pub(crate) number: u64,
     pub(crate) last_seq: SeqNo,
+    /// Sizes of the earlier logs of this session, by number, for
+    /// `max_total_wal_size` (pruned as they become obsolete).
+    pub(crate) closed_logs: BTreeMap<u64, u64>,
 }
 
 impl WalState {
@@ -55,6 +69,17 @@ pub(crate) fn write(inner: &DbInner, batch: WriteBatch, sync: bool) -> Result<()
     inner.check_writable()?;
     if batch.is_empty() && !sync {
         return Ok(());
+    }
+    if !batch.families().is_empty() {
+        let families = inner.families.read();
+        for &(id, uid) in batch.families() {
+            if families.get(&id).is_none_or(|f| f.uid != uid) {
+                return Err(Error::InvalidArgument(format!(
+                    "the batch writes to column family id {id}, which was dropped \
+                     (or belongs to another database)"
+                )));
+            }
+        }
     }
     let me = Arc::new(Writer {
         batch: Mutex::new(Some(batch)),
@@ -139,10 +164,41 @@ pub(crate) fn write(inner: &DbInner, batch: WriteBatch, sync: bool) -> Result<()
     result
 }
 
+/// The families a batch writes to, looked up once for the whole group
+/// (a family dropped meanwhile is left out: its writes go nowhere).
+fn families_of(inner: &DbInner, batch: &WriteBatch) -> Vec<Arc<Family>> {
+    let mut out = Vec::with_capacity(1 + batch.families().len());
+    if batch.touches_default() {
+        out.push(inner.default.clone());
+    }
+    if !batch.families().is_empty() {
+        let families = inner.families.read();
+        for (id, _) in batch.families() {
+            if let Some(f) = families.get(id) {
+                if !out.iter().any(|o| o.id == *id) {
+                    out.push(f.clone());
+                }
+            }
+        }
+    }
+    out
+}
+
 /// Logs and applies one group. Runs only in the leader.
 fn commit_group(inner: &DbInner, mut batch: WriteBatch, sync: bool) -> Result<()> {
+    // Most groups write only to the default family: no lists to build.
+    let only_default = batch.families().is_empty();
+    let families = if only_default {
+        Vec::new()
+    } else {
+        families_of(inner, &batch)
+    };
     let mut wal = inner.wal.lock();
-    make_room(inner, &mut wal)?;
+    if only_default {
+        make_room_in(inner, &mut wal, &inner.default)?;
+    } else {
+        make_room(inner, &mut wal, &families)?;
+    }
     let count = batch.len() as u64;
     let first = wal.last_seq + 1;
     if count > 0 {
@@ -161,36 +217,81 @@ fn commit_group(inner: &DbInner, mut batch: WriteBatch, sync: bool) -> Result<()
     if count == 0 {
         return Ok(());
     }
-    let mem = inner.view.read().mem.clone();
-    apply(&mem, &batch, first);
-    inner
-        .stats
-        .bytes_written
-        .fetch_add(batch.size_in_bytes() as u64, Ordering::Relaxed);
+    if only_default {
+        let mem = inner.default.view.read().mem.clone();
+        let mut bytes = 0u64;
+        apply(&batch, first, |_, len| {
+            bytes += len as u64;
+            Some(&*mem)
+        });
+        inner
+            .default
+            .stats
+            .bytes_written
+            .fetch_add(bytes, Ordering::Relaxed);
+    } else {
+        let mems: Vec<(u32, Arc<MemTable>)> = families
+            .iter()
+            .map(|f| (f.id, f.view.read().mem.clone()))
+            .collect();
+        let mut bytes = vec![0u64; mems.len()];
+        apply(&batch, first, |id, len| {
+            let i = mems.iter().position(|(f, _)| *f == id)?;
+            bytes[i] += len as u64;
+            Some(&*mems[i].1)
+        });
+        for (family, written) in families.iter().zip(bytes) {
+            family
+                .stats
+                .bytes_written
+                .fetch_add(written, Ordering::Relaxed);
+        }
+    }
     wal.last_seq = first + count - 1;
     inner.visible_seq.store(wal.last_seq, Ordering::Release);
     Ok(())
 }
 
-/// Inserts the operations of `batch` into `mem` with sequence numbers from
-/// `first` on.
-pub(crate) fn apply(mem: &MemTable, batch: &WriteBatch, first: SeqNo) {
-    for (op, seq) in batch.iter().zip(first..) {
+/// Inserts the operations of `batch` with sequence numbers from `first`
+/// on, each into the memtable `mem_for` gives for its family and size (an
+/// operation of a family it has none for is skipped: a dropped family).
+pub(crate) fn apply<'a>(
+    batch: &WriteBatch,
+    first: SeqNo,
+    mut mem_for: impl FnMut(u32, usize) -> Option<&'a MemTable>,
+) {
+    for ((family, op), seq) in batch.iter_cf().zip(first..) {
         match op {
-            BatchOp::Put { key, value } => mem.insert(key, seq, ValueKind::Put, value),
-            BatchOp::Delete { key } => mem.insert(key, seq, ValueKind::Delete, b""),
+            BatchOp::Put { key, value } => {
+                if let Some(mem) = mem_for(family, key.len() + value.len()) {
+                    mem.insert(key, seq, ValueKind::Put, value)
+                }
+            }
+            BatchOp::Delete { key } => {
+                if let Some(mem) = mem_for(family, key.len()) {
+                    mem.insert(key, seq, ValueKind::Delete, b"")
+                }
+            }
         }
     }
 }
 
-/// Freezes the memtable and starts a new log when the memtable is full,
-/// first waiting (stalling the writers queued behind) while too many frozen
-/// memtables or level-0 files wait for background work.
-fn make_room(inner: &DbInner, wal: &mut WalState) -> Result<()> {
-    let opts = &inner.opts;
+/// Freezes a family's memtable and starts a new log when the memtable is
+/// full, first waiting (stalling the writers queued behind) while too many
+/// frozen memtables or level-0 files of the family wait for background
+/// work.
+fn make_room(inner: &DbInner, wal: &mut WalState, families: &[Arc<Family>]) -> Result<()> {
+    for family in families {
+        make_room_in(inner, wal, family)?;
+    }
+    Ok(())
+}
+
+fn make_room_in(inner: &DbInner, wal: &mut WalState, family: &Family) -> Result<()> {
+    let opts = &family.opts;
     let mut slowed_down = false;
     loop {
-        let view = inner.view.read().clone();
+        let view = family.view.read().clone();
         let l0_files = view.version.levels[0].len();
         if l0_files >= opts.level0_slowdown_writes_trigger
             && l0_files < opts.level0_stop_writes_trigger
@@ -211,33 +312,108 @@ fn make_room(inner: &DbInner, wal: &mut WalState) -> Result<()> {
         if too_many_imms || too_many_l0 {
             let start = Instant::now();
             inner.bg.notify();
-            inner.wait_for(|inner, _| {
-                let v = inner.view.read();
-                v.imms.len() != view.imms.len() || v.version.levels[0].len() != l0_files
+            inner.wait_for(|_, _| {
+                let v = family.view.read();
+                family.is_dropped()
+                    || v.imms.len() != view.imms.len()
+                    || v.version.levels[0].len() != l0_files
             })?;
             inner.stats.add_stall(start.elapsed());
             continue;
         }
         if full {
-            rotate(inner, wal)?;
+            rotate(inner, wal, family)?;
+            limit_log_size(inner, wal)?;
         }
         return Ok(());
     }
 }
 
-/// Freezes the current memtable (if it holds anything) and starts a new log
-/// and memtable; the caller holds the log lock, so no commit is in flight.
-pub(crate) fn rotate(inner: &DbInner, wal: &mut WalState) -> Result<()> {
-    if inner.view.read().mem.is_empty() {
+/// When the live logs together exceed `max_total_wal_size`, freezes the
+/// memtable of the family that keeps the oldest of them alive, so its flush
+/// lets that log go.
+fn limit_log_size(inner: &DbInner, wal: &mut WalState) -> Result<()> {
+    let oldest = inner.oldest_live_log(None);
+    wal.closed_logs.retain(|&n, _| n >= oldest);
+    let total: u64 = wal.closed_logs.values().sum::<u64>() + wal.writer.len();
+    if total <= max_total_wal_size(inner) {
         return Ok(());
     }
-    new_log(inner, wal)
+    let pinning = inner.family_list().into_iter().find(|f| {
+        let view = f.view.read();
+        // A family with a frozen memtable on that log is flushing it
+        // already; only an active memtable needs freezing.
+        view.imms.is_empty() && !view.mem.is_empty() && view.mem.log_number() == oldest
+    });
+    match pinning {
+        Some(family) => rotate(inner, wal, &family),
+        None => Ok(()),
+    }
 }
 
-/// Starts a new log even when the memtable is empty: after a failed
-/// append, the old log must take no more records.
+fn max_total_wal_size(inner: &DbInner) -> u64 {
+    match inner.opts.max_total_wal_size {
+        0 => {
+            let per_family: u64 = inner
+                .family_list()
+                .iter()
+                .map(|f| (f.opts.write_buffer_size * f.opts.max_write_buffer_number) as u64)
+                .sum();
+            4 * per_family
+        }
+        limit => limit,
+    }
+}
+
+/// Freezes `family`'s memtable (if it holds anything) and starts a new log
+/// and memtable for it; the caller holds the log lock, so no commit is in
+/// flight. Other families keep their memtables.
+pub(crate) fn rotate(inner: &DbInner, wal: &mut WalState, family: &Family) -> Result<()> {
+    if family.view.read().mem.is_empty() {
+        return Ok(());
+    }
+    new_log(inner, wal)?;
+    freeze(family, wal.number);
+    inner.bg.notify();
+    Ok(())
+}
+
+/// Starts a new log and freezes every family's memtable that holds
+/// anything (at close, so that everything gets flushed).
+pub(crate) fn freeze_all(inner: &DbInner, wal: &mut WalState) -> Result<()> {
+    let families = inner.family_list();
+    if families.iter().all(|f| f.view.read().mem.is_empty()) {
+        return Ok(());
+    }
+    switch_log(inner, wal)
+}
+
+/// Starts a new log even when every memtable is empty, freezing the ones
+/// that are not: after a failed append, the old log must take no more
+/// records, and every write in it must reach a table before it can go.
 pub(crate) fn switch_log(inner: &DbInner, wal: &mut WalState) -> Result<()> {
-    new_log(inner, wal)
+    new_log(inner, wal)?;
+    for family in inner.family_list() {
+        if !family.view.read().mem.is_empty() {
+            freeze(&family, wal.number);
+        }
+    }
+    inner.bg.notify();
+    Ok(())
+}
+
+/// Moves `family`'s memtable to its frozen ones and gives it an empty one
+/// whose writes start in log `log_number`.
+fn freeze(family: &Family, log_number: u64) {
+    let mut view = family.view.write();
+    let mut imms = Vec::with_capacity(view.imms.len() + 1);
+    imms.push(view.mem.clone());
+    imms.extend(view.imms.iter().cloned());
+    *view = Arc::new(ReadView {
+        mem: Arc::new(MemTable::new(log_number)),
+        imms,
+        version: view.version.clone(),
+    });
 }
 
 fn new_log(inner: &DbInner, wal: &mut WalState) -> Result<()> {
@@ -251,36 +427,31 @@ fn new_log(inner: &DbInner, wal: &mut WalState) -> Result<()> {
         let _ = inner.fs.remove_file(&log_path(&inner.dir, number));
         inner.stop_writes(e, Failure::Log)
     })?;
-    *wal = WalState {
-        writer,
-        path,
-        last_seq: wal.last_seq,
-    };
-    {
-        let mut view = inner.view.write();
-        let mut imms = Vec::with_capacity(view.imms.len() + 1);
-        if !view.mem.is_empty() {
-            imms.push(view.mem.clone());
-        }
-        imms.extend(view.imms.iter().cloned());
-        *view = Arc::new(ReadView {
-            mem: Arc::new(MemTable::new(number)),
-            imms,
-            version: view.version.clone(),
-        });
-    }
-    inner.bg.notify();
+    let old_size = wal.writer.len();
+    wal.closed_logs.insert(wal.number, old_size);
+    wal.writer = writer;
+    wal.path = path;
+    wal.number = number;
+    inner.current_log.store(number, Ordering::Release);
     Ok(())
 }
 
-/// Freezes the memtable now, whatever its size (for `DB::flush`). Returns
-/// the log number of the newest frozen memtable, if any is waiting: the
-/// flush is done when every memtable up to that one is written.
-pub(crate) fn freeze_memtable(inner: &DbInner) -> Result<Option<u64>> {
+/// Freezes `family`'s memtable now, whatever its size (for `flush`).
+/// Returns the log number of the family's newest frozen memtable, if any
+/// is waiting: the flush is done when every memtable up to that one is
+/// written.
+pub(crate) fn freeze_memtable(inner: &DbInner, family: &Family) -> Result<Option<u64>> {
     let mut wal = inner.wal.lock();
     inner.check_writable()?;
-    rotate(inner, &mut wal)?;
-    Ok(inner.view.read().imms.first().map(|m| m.log_number()))
+    if family.view.read().mem.is_empty() {
+        // Nothing of this family to freeze, but the promise holds for every
+        // write made before the call: other families' writes are in the
+        // shared log, which a rotation would have synced.
+        wal.sync()
+            .map_err(|e| inner.stop_writes(e, Failure::Fatal))?;
+    }
+    rotate(inner, &mut wal, family)?;
+    Ok(family.view.read().imms.first().map(|m| m.log_number()))
 }
 
 /// Creates log file `number` and makes its name durable.

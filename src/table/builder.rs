@@ -2,7 +2,7 @@
 
 use super::block::BlockBuilder;
 use super::bloom;
-use super::format::{block_crc, compress, BlockHandle, Footer};
+use super::format::{block_crc, compress, new_unique_id, BlockContext, BlockHandle, Footer};
 use super::TableProperties;
 use crate::error::{Error, IoContext, Result};
 use crate::fs::WritableFile;
@@ -33,6 +33,8 @@ pub(crate) struct TableBuilder {
     hashes: Vec<u64>,
     last_user_key: Option<Vec<u8>>,
     props: TableProperties,
+    /// CRC of every byte written, for the MANIFEST's record of the file.
+    file_crc: crc32fast::Hasher,
 }
 
 impl TableBuilder {
@@ -54,9 +56,18 @@ impl TableBuilder {
             props: TableProperties {
                 smallest_seq: u64::MAX,
                 compression: opts.compression,
+                unique_id: new_unique_id(),
                 ..TableProperties::default()
             },
+            file_crc: crc32fast::Hasher::new(),
         }
+    }
+
+    fn append(&mut self, data: &[u8]) -> Result<()> {
+        self.file.append(data).ctx(&self.path)?;
+        self.file_crc.update(data);
+        self.offset += data.len() as u64;
+        Ok(())
     }
 
     /// Adds an entry. Keys must be strictly increasing internal keys.
@@ -117,11 +128,14 @@ impl TableBuilder {
             offset: self.offset,
             size: buf.len() as u64,
         };
-        let crc = block_crc(&buf, kind);
+        let context = BlockContext {
+            unique_id: self.props.unique_id,
+            offset: self.offset,
+        };
+        let crc = block_crc(&buf, kind, Some(context));
         buf.push(kind);
         buf.extend_from_slice(&crc.to_le_bytes());
-        self.file.append(&buf).ctx(&self.path)?;
-        self.offset += buf.len() as u64;
+        self.append(&buf)?;
         Ok(handle)
     }
 
@@ -160,11 +174,14 @@ impl TableBuilder {
             index,
             filter,
             properties,
+            range_deletions: BlockHandle::default(),
+            unique_id: self.props.unique_id,
+            version: super::format::TABLE_FORMAT_VERSION,
         };
-        self.file.append(&footer.encode()).ctx(&self.path)?;
-        self.offset += super::format::FOOTER_LEN as u64;
+        self.append(&footer.encode())?;
         self.file.sync().ctx(&self.path)?;
         self.props.file_size = self.offset;
+        self.props.file_crc = self.file_crc.clone().finalize();
         Ok(self.props)
     }
 }

@@ -6,12 +6,16 @@ use crate::options::Compression;
 
 /// Bytes after every block: compression type, then the masked CRC.
 pub(crate) const BLOCK_TRAILER_LEN: usize = 5;
-/// Size of the footer at the end of every table.
-pub(crate) const FOOTER_LEN: usize = 64;
-/// Last 8 bytes of every table file: "AIDBSST\x01" read as a u64 LE.
-pub(crate) const TABLE_MAGIC: u64 = u64::from_le_bytes(*b"AIDBSST\x01");
-/// Version of the table format.
-pub(crate) const TABLE_FORMAT_VERSION: u32 = 1;
+/// Size of the footer at the end of a table of the current format (2).
+pub(crate) const FOOTER_LEN: usize = 88;
+/// Size of a format 1 footer.
+pub(crate) const FOOTER_LEN_V1: usize = 64;
+/// Last 8 bytes of a format 1 table: "AIDBSST\x01" read as a u64 LE.
+pub(crate) const TABLE_MAGIC_V1: u64 = u64::from_le_bytes(*b"AIDBSST\x01");
+/// Last 8 bytes of a format 2 table: "AIDBSST\x02" read as a u64 LE.
+pub(crate) const TABLE_MAGIC: u64 = u64::from_le_bytes(*b"AIDBSST\x02");
+/// Version of the table format written.
+pub(crate) const TABLE_FORMAT_VERSION: u32 = 2;
 /// Largest block contents a reader accepts, before or after decompression.
 ///
 /// Every block the writer can produce within the documented limits fits:
@@ -106,18 +110,36 @@ pub(crate) fn decompress(stored: &[u8], kind: u8) -> Result<Vec<u8>, String> {
     }
 }
 
-/// The CRC stored in a block trailer: over the stored contents, then the
-/// type byte.
-pub(crate) fn block_crc(contents: &[u8], kind: u8) -> u32 {
+/// Where a block belongs: its table's unique id and its offset. Format 2
+/// checksums cover it, so a block that is intact but in the wrong place
+/// (written to another offset or file by a misdirected write, or a whole
+/// file swapped for another) fails its checksum instead of being read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BlockContext {
+    pub(crate) unique_id: u64,
+    pub(crate) offset: u64,
+}
+
+/// The CRC stored in a block trailer: over the stored contents, the type
+/// byte, and (format 2) the block's context, unique id then offset, each
+/// u64 LE. Format 1 (`context` `None`) had no context.
+pub(crate) fn block_crc(contents: &[u8], kind: u8, context: Option<BlockContext>) -> u32 {
     let mut h = crc32fast::Hasher::new();
     h.update(contents);
     h.update(&[kind]);
+    if let Some(c) = context {
+        h.update(&c.unique_id.to_le_bytes());
+        h.update(&c.offset.to_le_bytes());
+    }
     mask_crc(h.finalize())
 }
 
 /// Checks a block read with its trailer and returns the uncompressed
 /// contents.
-pub(crate) fn unpack_block(with_trailer: &[u8]) -> Result<Vec<u8>, String> {
+pub(crate) fn unpack_block(
+    with_trailer: &[u8],
+    context: Option<BlockContext>,
+) -> Result<Vec<u8>, String> {
     let split = with_trailer
         .len()
         .checked_sub(BLOCK_TRAILER_LEN)
@@ -125,28 +147,61 @@ pub(crate) fn unpack_block(with_trailer: &[u8]) -> Result<Vec<u8>, String> {
     let (contents, trailer) = with_trailer.split_at(split);
     let kind = trailer[0];
     let stored = get_u32_le(&trailer[1..]).ok_or("short trailer")?;
-    if stored != block_crc(contents, kind) {
-        return Err("block checksum mismatch".into());
+    if stored != block_crc(contents, kind, context) {
+        return Err(match context {
+            Some(_) => {
+                "block checksum mismatch (damaged, or not this file's block at this offset)".into()
+            }
+            None => "block checksum mismatch".into(),
+        });
     }
     decompress(contents, kind)
 }
 
-/// The fixed-size footer.
+/// The fixed-size footer. Format 2 (88 bytes):
 ///
 /// ```text
 /// index handle  (offset u64 LE, size u64 LE)
 /// filter handle (offset u64 LE, size u64 LE; size 0 = no filter)
 /// properties handle (offset u64 LE, size u64 LE)
-/// format version u32 LE | masked crc32 of the preceding 52 bytes u32 LE | magic u64 LE
+/// range deletion handle (offset u64 LE, size u64 LE; size 0 = none)
+/// unique id u64 LE | format version u32 LE | masked crc32 of the preceding 76 bytes u32 LE | magic u64 LE
 /// ```
+///
+/// Format 1 (64 bytes) had no unique id, its CRC covered 52 bytes, and its
+/// magic ends in `\x01`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Footer {
     pub(crate) index: BlockHandle,
     pub(crate) filter: BlockHandle,
     pub(crate) properties: BlockHandle,
+    /// The range deletions block (size 0 when the table has none; always
+    /// so in format 1).
+    pub(crate) range_deletions: BlockHandle,
+    /// Random, chosen when the table is written (0 in format 1).
+    pub(crate) unique_id: u64,
+    pub(crate) version: u32,
 }
 
 impl Footer {
+    /// The context blocks at `offset` are checksummed with.
+    pub(crate) fn context(&self, offset: u64) -> Option<BlockContext> {
+        (self.version >= 2).then_some(BlockContext {
+            unique_id: self.unique_id,
+            offset,
+        })
+    }
+
+    /// Length of this footer on disk.
+    pub(crate) fn len(&self) -> usize {
+        if self.version >= 2 {
+            FOOTER_LEN
+        } else {
+            FOOTER_LEN_V1
+        }
+    }
+
+    /// The current format's footer.
     pub(crate) fn encode(&self) -> [u8; FOOTER_LEN] {
         let mut out = [0u8; FOOTER_LEN];
         let fields = [
@@ -156,30 +211,43 @@ impl Footer {
             self.filter.size,
             self.properties.offset,
             self.properties.size,
+            self.range_deletions.offset,
+            self.range_deletions.size,
+            self.unique_id,
         ];
         for (i, v) in fields.iter().enumerate() {
             out[i * 8..i * 8 + 8].copy_from_slice(&v.to_le_bytes());
         }
-        out[48..52].copy_from_slice(&TABLE_FORMAT_VERSION.to_le_bytes());
-        let crc = mask_crc(crc32fast::hash(&out[..52]));
-        out[52..56].copy_from_slice(&crc.to_le_bytes());
-        out[56..64].copy_from_slice(&TABLE_MAGIC.to_le_bytes());
+        out[72..76].copy_from_slice(&TABLE_FORMAT_VERSION.to_le_bytes());
+        let crc = mask_crc(crc32fast::hash(&out[..76]));
+        out[76..80].copy_from_slice(&crc.to_le_bytes());
+        out[80..88].copy_from_slice(&TABLE_MAGIC.to_le_bytes());
         out
     }
 
-    pub(crate) fn decode(src: &[u8]) -> Result<Footer, String> {
-        if src.len() != FOOTER_LEN {
-            return Err("short footer".into());
-        }
-        if get_u64_le(&src[56..]) != Some(TABLE_MAGIC) {
-            return Err("bad table magic (not an AiDb table)".into());
-        }
-        let stored = get_u32_le(&src[52..]).unwrap_or(0);
-        if unmask_crc(stored) != crc32fast::hash(&src[..52]) {
+    /// Decodes the footer at the end of `tail` (the last `FOOTER_LEN`
+    /// bytes of the file, or all of it when shorter), of either format.
+    pub(crate) fn decode(tail: &[u8]) -> Result<Footer, String> {
+        let magic_at = tail.len().checked_sub(8).ok_or("short footer")?;
+        let (len, crc_at, version_at, fields) = match get_u64_le(&tail[magic_at..]) {
+            Some(TABLE_MAGIC) => (FOOTER_LEN, 76, 72, 9),
+            Some(TABLE_MAGIC_V1) => (FOOTER_LEN_V1, 52, 48, 6),
+            _ => return Err("bad table magic (not an AiDb table)".into()),
+        };
+        let src = tail
+            .get(tail.len().checked_sub(len).ok_or("short footer")?..)
+            .ok_or("short footer")?;
+        let stored = get_u32_le(&src[crc_at..]).unwrap_or(0);
+        if unmask_crc(stored) != crc32fast::hash(&src[..crc_at]) {
             return Err("footer checksum mismatch".into());
         }
-        let version = get_u32_le(&src[48..]).unwrap_or(0);
-        if version != TABLE_FORMAT_VERSION {
+        let version = get_u32_le(&src[version_at..]).unwrap_or(0);
+        let expected = if len == FOOTER_LEN {
+            TABLE_FORMAT_VERSION
+        } else {
+            1
+        };
+        if version != expected {
             return Err(format!("unsupported table format version {version}"));
         }
         let f = |i: usize| get_u64_le(&src[i * 8..]).unwrap_or(0);
@@ -196,6 +264,29 @@ impl Footer {
                 offset: f(4),
                 size: f(5),
             },
+            range_deletions: if fields == 9 {
+                BlockHandle {
+                    offset: f(6),
+                    size: f(7),
+                }
+            } else {
+                BlockHandle::default()
+            },
+            unique_id: if fields == 9 { f(8) } else { 0 },
+            version,
         })
     }
+}
+
+/// A fresh random table id (never 0).
+pub(crate) fn new_unique_id() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    if let Ok(t) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        h.write_u128(t.as_nanos());
+    }
+    h.write_u32(std::process::id());
+    h.finish().max(1)
 }

@@ -47,6 +47,10 @@ pub(crate) struct TableProperties {
     pub(crate) largest_key: Vec<u8>,
     /// Size of the whole file (not stored; known from the file).
     pub(crate) file_size: u64,
+    /// The table's unique id (not stored here: it is in the footer).
+    pub(crate) unique_id: u64,
+    /// CRC-32 of the whole file, as written (known to the writer only).
+    pub(crate) file_crc: u32,
 }
 
 fn compression_code(c: Compression) -> u64 {
@@ -111,6 +115,8 @@ impl TableProperties {
             smallest_key: smallest.to_vec(),
             largest_key: largest.to_vec(),
             file_size,
+            unique_id: 0,
+            file_crc: 0,
         })
     }
 }

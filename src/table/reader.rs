@@ -36,6 +36,9 @@ pub(crate) struct Table {
     filter: Option<Vec<u8>>,
     props: TableProperties,
     bloom_stats: Arc<BloomStats>,
+    footer: Footer,
+    /// Where the footer starts: blocks end before it.
+    footer_at: u64,
 }
 
 impl Table {
@@ -50,14 +53,20 @@ impl Table {
     ) -> Result<Arc<Table>> {
         let len = file.len();
         let corrupt = |offset: u64, reason: String| Error::corruption(&path, offset, reason);
-        let footer_at = len
-            .checked_sub(FOOTER_LEN as u64)
-            .ok_or_else(|| corrupt(0, format!("file of {len} bytes is too short to be a table")))?;
-        let mut footer = [0u8; FOOTER_LEN];
-        file.read_exact_at(footer_at, &mut footer).ctx(&path)?;
-        let footer = Footer::decode(&footer).map_err(|r| corrupt(footer_at, r))?;
+        let tail_len = (FOOTER_LEN as u64).min(len);
+        let tail_at = len - tail_len;
+        let mut tail = vec![0u8; tail_len as usize];
+        file.read_exact_at(tail_at, &mut tail).ctx(&path)?;
+        let footer = Footer::decode(&tail).map_err(|r| {
+            if len < super::format::FOOTER_LEN_V1 as u64 {
+                corrupt(0, format!("file of {len} bytes is too short to be a table"))
+            } else {
+                corrupt(tail_at, r)
+            }
+        })?;
+        let footer_at = len - footer.len() as u64;
 
-        let read = |h: BlockHandle| read_raw_block(&*file, &path, h, footer_at);
+        let read = |h: BlockHandle| read_raw_block(&*file, &path, h, footer_at, &footer);
         let index = Block::decode(Bytes::from(read(footer.index)?))
             .map_err(|r| corrupt(footer.index.offset, format!("index block: {r}")))?;
         let mut handles = Vec::with_capacity(index.len());
@@ -80,12 +89,13 @@ impl Table {
             Some(read(footer.filter)?)
         };
         let props_raw = read(footer.properties)?;
-        let props = TableProperties::decode(&props_raw, len).ok_or_else(|| {
+        let mut props = TableProperties::decode(&props_raw, len).ok_or_else(|| {
             corrupt(
                 footer.properties.offset,
                 "malformed properties block".into(),
             )
         })?;
+        props.unique_id = footer.unique_id;
         if props.data_blocks != handles.len() as u64 {
             return Err(corrupt(
                 footer.properties.offset,
@@ -102,7 +112,20 @@ impl Table {
             filter,
             props,
             bloom_stats,
+            footer,
+            footer_at,
         }))
+    }
+
+    /// (offset, size) of every data block.
+    #[cfg(feature = "internals")]
+    pub(crate) fn data_block_handles(&self) -> Vec<(u64, u64)> {
+        self.handles.iter().map(|h| (h.offset, h.size)).collect()
+    }
+
+    /// The table's unique id, from its footer (0 for format 1 tables).
+    pub(crate) fn unique_id(&self) -> u64 {
+        self.footer.unique_id
     }
 
     pub(crate) fn properties(&self) -> &TableProperties {
@@ -170,8 +193,7 @@ impl Table {
                 return Ok(b);
             }
         }
-        let footer_at = self.file.len() - FOOTER_LEN as u64;
-        let raw = read_raw_block(&*self.file, &self.path, h, footer_at)?;
+        let raw = read_raw_block(&*self.file, &self.path, h, self.footer_at, &self.footer)?;
         let block = Block::decode(Bytes::from(raw))
             .map_err(|r| Error::corruption(&self.path, h.offset, format!("data block: {r}")))?;
         let block = Arc::new(block);
@@ -185,15 +207,15 @@ impl Table {
     /// the blocks hold as many entries as the properties say. Returns every
     /// failure found.
     pub(crate) fn verify(&self) -> Vec<Error> {
-        let footer_at = self.file.len() - FOOTER_LEN as u64;
         let mut errors = Vec::new();
         let mut entries = 0u64;
         for &h in &self.handles {
-            let block = read_raw_block(&*self.file, &self.path, h, footer_at).and_then(|raw| {
-                Block::decode(Bytes::from(raw)).map_err(|r| {
-                    Error::corruption(&self.path, h.offset, format!("data block: {r}"))
-                })
-            });
+            let block = read_raw_block(&*self.file, &self.path, h, self.footer_at, &self.footer)
+                .and_then(|raw| {
+                    Block::decode(Bytes::from(raw)).map_err(|r| {
+                        Error::corruption(&self.path, h.offset, format!("data block: {r}"))
+                    })
+                });
             match block {
                 Ok(b) => entries += b.len() as u64,
                 Err(e) => errors.push(e),
@@ -230,6 +252,7 @@ fn read_raw_block(
     path: &Path,
     h: BlockHandle,
     limit: u64,
+    footer: &Footer,
 ) -> Result<Vec<u8>> {
     let end = h
         .offset
@@ -249,7 +272,7 @@ fn read_raw_block(
     };
     let mut buf = vec![0u8; len];
     file.read_exact_at(h.offset, &mut buf).ctx(path)?;
-    unpack_block(&buf).map_err(|r| Error::corruption(path, h.offset, r))
+    unpack_block(&buf, footer.context(h.offset)).map_err(|r| Error::corruption(path, h.offset, r))
 }
 
 /// Two-way cursor over a table.

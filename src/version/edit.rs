@@ -8,18 +8,24 @@
 //!
 //! | tag | name | payload |
 //! |---|---|---|
-//! | 1 | log number | varint64: logs numbered below it are obsolete |
+//! | 1 | log number | varint64: logs numbered below it hold nothing that is not in a table, for any family |
 //! | 2 | next file number | varint64 |
 //! | 3 | last sequence | varint64 |
 //! | 4 | deleted file | varint32 level, varint64 file number |
 //! | 5 | new file | varint32 level, varint64 number, varint64 size, length-prefixed smallest internal key, length-prefixed largest internal key, varint64 smallest seq, varint64 largest seq |
-//!
+//! | 6 | column family | varint32 id: the family the fields after it (up to the next tag 6) apply to; before the first, family 0 |
+//! | 7 | family log number | varint64: logs numbered below it hold nothing of this family that is not in a table |
+//! | 8 | add family | length-prefixed name, length-prefixed options (see `cf_options`) |
+//! | 9 | drop family | none |
+//! | 10 | largest family id | varint32: every id up to it was handed out (so a dropped id is never reused) |
+//! | 11 | new file (format 2) | as tag 5, then varint64 unique id and varint32 CRC-32 of the whole file |
 //! | 0x2001 | clean close | empty length-prefixed string: the database was closed cleanly after the previous edit (written so that the last edit holding data is never the file's final record) |
 //!
 //! Tags with bit 13 set (`>= 0x2000`) are *safe to ignore*: their payload is
 //! one length-prefixed byte string, and a reader that does not know the tag
 //! skips it. Any other unknown tag is corruption. Tag values are part of the
-//! format: never renumber.
+//! format: never renumber. Format 1 had tags 1 to 5 and 0x2001 only, all
+//! about family 0.
 
 use crate::coding::{
     get_length_prefixed, get_varint32, get_varint64, put_length_prefixed, put_varint32,
@@ -32,6 +38,12 @@ const TAG_NEXT_FILE: u32 = 2;
 const TAG_LAST_SEQ: u32 = 3;
 const TAG_DELETED_FILE: u32 = 4;
 const TAG_NEW_FILE: u32 = 5;
+const TAG_FAMILY: u32 = 6;
+const TAG_FAMILY_LOG_NUMBER: u32 = 7;
+const TAG_ADD_FAMILY: u32 = 8;
+const TAG_DROP_FAMILY: u32 = 9;
+const TAG_MAX_FAMILY: u32 = 10;
+const TAG_NEW_FILE_2: u32 = 11;
 const SAFE_TO_IGNORE: u32 = 1 << 13;
 const TAG_CLEAN_CLOSE: u32 = SAFE_TO_IGNORE | 1;
 
@@ -46,20 +58,59 @@ pub(crate) struct FileMeta {
     pub(crate) largest: Vec<u8>,
     pub(crate) smallest_seq: SeqNo,
     pub(crate) largest_seq: SeqNo,
+    /// The table's unique id (from its footer); 0 when not recorded
+    /// (format 1).
+    pub(crate) unique_id: u64,
+    /// CRC-32 of the whole file; 0 when not recorded (format 1).
+    pub(crate) file_crc: u32,
 }
 
-/// A change to the set of live files and counters.
+/// The changes of one edit to one column family.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct FamilyEdit {
+    pub(crate) id: u32,
+    /// The family is created (or, in a MANIFEST's first edit, described):
+    /// its name and encoded options.
+    pub(crate) add: Option<(String, Vec<u8>)>,
+    pub(crate) drop: bool,
+    pub(crate) log_number: Option<u64>,
+    pub(crate) deleted_files: Vec<(u32, u64)>,
+    pub(crate) new_files: Vec<(u32, FileMeta)>,
+}
+
+impl FamilyEdit {
+    pub(crate) fn new(id: u32) -> FamilyEdit {
+        FamilyEdit {
+            id,
+            ..FamilyEdit::default()
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        *self == FamilyEdit::new(self.id)
+    }
+}
+
+/// A change to the set of families, their live files and the counters.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct VersionEdit {
     pub(crate) log_number: Option<u64>,
     pub(crate) next_file_number: Option<u64>,
     pub(crate) last_sequence: Option<SeqNo>,
-    pub(crate) deleted_files: Vec<(u32, u64)>,
-    pub(crate) new_files: Vec<(u32, FileMeta)>,
+    pub(crate) max_family_id: Option<u32>,
+    pub(crate) families: Vec<FamilyEdit>,
     pub(crate) clean_close: bool,
 }
 
 impl VersionEdit {
+    /// An edit changing one family.
+    pub(crate) fn for_family(edit: FamilyEdit) -> VersionEdit {
+        VersionEdit {
+            families: vec![edit],
+            ..VersionEdit::default()
+        }
+    }
+
     pub(crate) fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();
         let put_u64 = |out: &mut Vec<u8>, tag: u32, v: Option<u64>| {
@@ -71,20 +122,39 @@ impl VersionEdit {
         put_u64(&mut out, TAG_LOG_NUMBER, self.log_number);
         put_u64(&mut out, TAG_NEXT_FILE, self.next_file_number);
         put_u64(&mut out, TAG_LAST_SEQ, self.last_sequence);
-        for &(level, number) in &self.deleted_files {
-            put_varint32(&mut out, TAG_DELETED_FILE);
-            put_varint32(&mut out, level);
-            put_varint64(&mut out, number);
+        if let Some(id) = self.max_family_id {
+            put_varint32(&mut out, TAG_MAX_FAMILY);
+            put_varint32(&mut out, id);
         }
-        for (level, f) in &self.new_files {
-            put_varint32(&mut out, TAG_NEW_FILE);
-            put_varint32(&mut out, *level);
-            put_varint64(&mut out, f.number);
-            put_varint64(&mut out, f.size);
-            put_length_prefixed(&mut out, &f.smallest);
-            put_length_prefixed(&mut out, &f.largest);
-            put_varint64(&mut out, f.smallest_seq);
-            put_varint64(&mut out, f.largest_seq);
+        for f in &self.families {
+            put_varint32(&mut out, TAG_FAMILY);
+            put_varint32(&mut out, f.id);
+            if let Some((name, options)) = &f.add {
+                put_varint32(&mut out, TAG_ADD_FAMILY);
+                put_length_prefixed(&mut out, name.as_bytes());
+                put_length_prefixed(&mut out, options);
+            }
+            if f.drop {
+                put_varint32(&mut out, TAG_DROP_FAMILY);
+            }
+            put_u64(&mut out, TAG_FAMILY_LOG_NUMBER, f.log_number);
+            for &(level, number) in &f.deleted_files {
+                put_varint32(&mut out, TAG_DELETED_FILE);
+                put_varint32(&mut out, level);
+                put_varint64(&mut out, number);
+            }
+            for (level, m) in &f.new_files {
+                put_varint32(&mut out, TAG_NEW_FILE_2);
+                put_varint32(&mut out, *level);
+                put_varint64(&mut out, m.number);
+                put_varint64(&mut out, m.size);
+                put_length_prefixed(&mut out, &m.smallest);
+                put_length_prefixed(&mut out, &m.largest);
+                put_varint64(&mut out, m.smallest_seq);
+                put_varint64(&mut out, m.largest_seq);
+                put_varint64(&mut out, m.unique_id);
+                put_varint32(&mut out, m.file_crc);
+            }
         }
         if self.clean_close {
             put_varint32(&mut out, TAG_CLEAN_CLOSE);
@@ -97,6 +167,10 @@ impl VersionEdit {
     /// and offset).
     pub(crate) fn decode(mut src: &[u8]) -> Result<VersionEdit, String> {
         let mut edit = VersionEdit::default();
+        // Fields before the first family tag concern family 0 (all that
+        // format 1 knew).
+        let mut family = FamilyEdit::new(0);
+        let mut family_tagged = false;
         while !src.is_empty() {
             let mut r = Reader(src);
             let tag = r.u32().ok_or("truncated field tag")?;
@@ -106,25 +180,56 @@ impl VersionEdit {
                     edit.next_file_number = Some(r.u64().ok_or("bad next file number")?)
                 }
                 TAG_LAST_SEQ => edit.last_sequence = Some(r.u64().ok_or("bad last sequence")?),
+                TAG_MAX_FAMILY => {
+                    edit.max_family_id = Some(r.u32().ok_or("bad largest family id")?)
+                }
+                TAG_FAMILY => {
+                    let id = r.u32().ok_or("bad column family id")?;
+                    if family_tagged || !family.is_empty() {
+                        edit.families
+                            .push(std::mem::replace(&mut family, FamilyEdit::new(id)));
+                    } else {
+                        family = FamilyEdit::new(id);
+                    }
+                    family_tagged = true;
+                }
+                TAG_FAMILY_LOG_NUMBER => {
+                    family.log_number = Some(r.u64().ok_or("bad family log number")?)
+                }
+                TAG_ADD_FAMILY => {
+                    let name = r.bytes().ok_or("bad family name")?;
+                    let name =
+                        String::from_utf8(name.to_vec()).map_err(|_| "family name is not UTF-8")?;
+                    let options = r.bytes().ok_or("bad family options")?.to_vec();
+                    family.add = Some((name, options));
+                }
+                TAG_DROP_FAMILY => family.drop = true,
                 TAG_DELETED_FILE => {
                     let level = r.u32().ok_or("bad deleted-file level")?;
                     let number = r.u64().ok_or("bad deleted-file number")?;
-                    edit.deleted_files.push((level, number));
+                    family.deleted_files.push((level, number));
                 }
-                TAG_NEW_FILE => {
+                TAG_NEW_FILE | TAG_NEW_FILE_2 => {
                     let level = r.u32().ok_or("bad new-file level")?;
                     let meta = (|| {
-                        Some(FileMeta {
+                        let mut m = FileMeta {
                             number: r.u64()?,
                             size: r.u64()?,
                             smallest: r.bytes()?.to_vec(),
                             largest: r.bytes()?.to_vec(),
                             smallest_seq: r.u64()?,
                             largest_seq: r.u64()?,
-                        })
+                            unique_id: 0,
+                            file_crc: 0,
+                        };
+                        if tag == TAG_NEW_FILE_2 {
+                            m.unique_id = r.u64()?;
+                            m.file_crc = r.u32()?;
+                        }
+                        Some(m)
                     })()
                     .ok_or("bad new-file record")?;
-                    edit.new_files.push((level, meta));
+                    family.new_files.push((level, meta));
                 }
                 TAG_CLEAN_CLOSE => {
                     r.bytes().ok_or("bad clean-close field")?;
@@ -136,6 +241,9 @@ impl VersionEdit {
                 t => return Err(format!("unknown version edit tag {t}")),
             }
             src = r.0;
+        }
+        if family_tagged || !family.is_empty() {
+            edit.families.push(family);
         }
         Ok(edit)
     }
@@ -167,23 +275,45 @@ impl<'a> Reader<'a> {
 mod tests {
     use super::*;
 
+    fn meta(number: u64) -> FileMeta {
+        FileMeta {
+            number,
+            size: 4096,
+            smallest: b"a\x01\0\0\0\0\0\0\0".to_vec(),
+            largest: b"z\x01\0\0\0\0\0\0\0".to_vec(),
+            smallest_seq: 1,
+            largest_seq: 99,
+            unique_id: 0x1234_5678_9abc,
+            file_crc: 77,
+        }
+    }
+
     fn sample() -> VersionEdit {
         VersionEdit {
             log_number: Some(7),
             next_file_number: Some(12),
             last_sequence: Some(1 << 40),
-            deleted_files: vec![(0, 3), (2, 9)],
-            new_files: vec![(
-                1,
-                FileMeta {
-                    number: 11,
-                    size: 4096,
-                    smallest: b"a\x01\0\0\0\0\0\0\0".to_vec(),
-                    largest: b"z\x01\0\0\0\0\0\0\0".to_vec(),
-                    smallest_seq: 1,
-                    largest_seq: 99,
+            max_family_id: Some(3),
+            families: vec![
+                FamilyEdit {
+                    id: 0,
+                    log_number: Some(7),
+                    deleted_files: vec![(0, 3), (2, 9)],
+                    new_files: vec![(1, meta(11))],
+                    ..FamilyEdit::default()
                 },
-            )],
+                FamilyEdit {
+                    id: 3,
+                    add: Some(("users".into(), vec![1, 2, 3])),
+                    new_files: vec![(0, meta(10))],
+                    ..FamilyEdit::default()
+                },
+                FamilyEdit {
+                    id: 2,
+                    drop: true,
+                    ..FamilyEdit::default()
+                },
+            ],
             clean_close: false,
         }
     }
@@ -196,13 +326,34 @@ mod tests {
     }
 
     #[test]
+    fn format_1_edits_concern_family_0() {
+        // An edit as format 1 wrote it: no family tag.
+        let mut enc = Vec::new();
+        put_varint32(&mut enc, TAG_LOG_NUMBER);
+        put_varint64(&mut enc, 5);
+        put_varint32(&mut enc, TAG_DELETED_FILE);
+        put_varint32(&mut enc, 0);
+        put_varint64(&mut enc, 4);
+        let e = VersionEdit::decode(&enc).unwrap();
+        assert_eq!(e.log_number, Some(5));
+        assert_eq!(e.families.len(), 1);
+        assert_eq!(e.families[0].id, 0);
+        assert_eq!(e.families[0].deleted_files, vec![(0, 4)]);
+    }
+
+    #[test]
     fn truncations_are_rejected() {
         let enc = sample().encode();
         for cut in 1..enc.len() {
             // A cut can land on a field boundary and still decode, but then
             // it must decode to a prefix of the fields, never to garbage.
             if let Ok(e) = VersionEdit::decode(&enc[..cut]) {
-                assert!(e.new_files.is_empty(), "cut {cut}");
+                for f in &e.families {
+                    assert!(f
+                        .new_files
+                        .iter()
+                        .all(|(_, m)| m.number == 11 || m.number == 10));
+                }
             }
         }
     }

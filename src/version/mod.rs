@@ -9,8 +9,10 @@
 mod edit;
 mod set;
 
-pub(crate) use edit::{FileMeta, VersionEdit};
-pub(crate) use set::{read_current, Counters, VersionSet, CURRENT};
+pub(crate) use edit::{FamilyEdit, FileMeta, VersionEdit};
+pub(crate) use set::{
+    read_current, Counters, FamilyVersions, RecoveredFamily, VersionSet, CURRENT,
+};
 
 use crate::types::{compare_internal_keys, user_key};
 use std::cmp::Ordering;
@@ -94,7 +96,7 @@ impl Version {
     /// before: until then the current version still needs them.
     pub(crate) fn apply(
         &self,
-        edit: &VersionEdit,
+        edit: &FamilyEdit,
         deleter: &Deleter,
     ) -> (Version, Vec<Arc<LiveFile>>) {
         let mut levels = self.levels.clone();
@@ -119,7 +121,7 @@ impl Version {
         (v, removed)
     }
 
-    fn sort(&mut self) {
+    pub(crate) fn sort(&mut self) {
         for (level, files) in self.levels.iter_mut().enumerate() {
             if level == 0 {
                 files.sort_by_key(|f| std::cmp::Reverse(f.meta.number));

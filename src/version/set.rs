@@ -8,11 +8,12 @@
 //! directory fsynced. A new MANIFEST is started at every open and when the
 //! current one grows past a limit.
 
-use super::{Deleter, FileMeta, Version, VersionEdit};
+use super::{Deleter, FamilyEdit, FileMeta, Version, VersionEdit};
 use crate::error::{Error, IoContext, Result};
 use crate::fs::FileSystem;
 use crate::types::SeqNo;
 use crate::wal::{LogKind, LogReader, LogWriter, ReadEvent};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -34,21 +35,73 @@ pub(crate) struct Counters {
     pub(crate) last_sequence: SeqNo,
 }
 
+/// One column family as a MANIFEST describes it.
+#[derive(Debug, Default)]
+pub(crate) struct RecoveredFamily {
+    pub(crate) name: String,
+    /// Encoded options, when recorded (format 1 recorded none).
+    pub(crate) options: Option<Vec<u8>>,
+    /// Live files by level (as many levels as files were found on).
+    pub(crate) levels: Vec<Vec<FileMeta>>,
+    /// Logs below this hold nothing of this family that is not in a table
+    /// (when not recorded, the database-wide log number says it).
+    pub(crate) log_number: Option<u64>,
+}
+
 /// What a MANIFEST said when it was replayed.
 pub(crate) struct RecoveredState {
-    pub(crate) levels: Vec<Vec<FileMeta>>,
+    pub(crate) families: BTreeMap<u32, RecoveredFamily>,
+    /// Every family id up to this was handed out.
+    pub(crate) max_family_id: u32,
     pub(crate) log_number: u64,
     pub(crate) next_file_number: u64,
     pub(crate) last_sequence: SeqNo,
     pub(crate) manifest_number: u64,
 }
 
+/// Applies one family's part of an edit to the recovered state.
+fn recover_family_edit(
+    state: &mut BTreeMap<u32, RecoveredFamily>,
+    f: FamilyEdit,
+) -> std::result::Result<(), String> {
+    if let Some((name, options)) = f.add {
+        let family = state.entry(f.id).or_default();
+        family.name = name;
+        family.options = Some(options);
+    }
+    if f.drop {
+        if f.id == 0 || state.remove(&f.id).is_none() {
+            return Err(format!(
+                "drop of column family {} that does not exist",
+                f.id
+            ));
+        }
+        return Ok(());
+    }
+    let family = state
+        .get_mut(&f.id)
+        .ok_or_else(|| format!("edit for column family {} that does not exist", f.id))?;
+    for &(level, number) in &f.deleted_files {
+        if let Some(files) = family.levels.get_mut(level as usize) {
+            files.retain(|m| m.number != number);
+        }
+    }
+    for (level, meta) in f.new_files {
+        let level = level as usize;
+        if level >= 64 {
+            return Err(format!("file {} on level {level}", meta.number));
+        }
+        if family.levels.len() <= level {
+            family.levels.resize(level + 1, Vec::new());
+        }
+        family.levels[level].push(meta);
+    }
+    family.log_number = f.log_number.or(family.log_number);
+    Ok(())
+}
+
 /// Reads `CURRENT` and replays the MANIFEST it names.
-pub(crate) fn read_current(
-    fs: &dyn FileSystem,
-    dir: &Path,
-    num_levels: usize,
-) -> Result<RecoveredState> {
+pub(crate) fn read_current(fs: &dyn FileSystem, dir: &Path) -> Result<RecoveredState> {
     let current = dir.join(CURRENT);
     let text = fs.read_all(&current).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
@@ -81,7 +134,15 @@ pub(crate) fn read_current(
         }
     })?;
 
-    let mut levels: Vec<Vec<FileMeta>> = vec![Vec::new(); num_levels];
+    let mut families = BTreeMap::new();
+    families.insert(
+        0,
+        RecoveredFamily {
+            name: crate::options::DEFAULT_COLUMN_FAMILY.to_string(),
+            ..RecoveredFamily::default()
+        },
+    );
+    let mut max_family_id = 0;
     let mut log_number = None;
     let mut next_file_number = None;
     let mut last_sequence = None;
@@ -121,21 +182,12 @@ pub(crate) fn read_current(
                 if edit.clean_close {
                     clean_close_at = Some(offset);
                 }
-                for &(level, number) in &edit.deleted_files {
-                    if let Some(files) = levels.get_mut(level as usize) {
-                        files.retain(|f| f.number != number);
-                    }
+                for f in edit.families {
+                    max_family_id = max_family_id.max(f.id);
+                    recover_family_edit(&mut families, f)
+                        .map_err(|reason| Error::corruption(&path, offset, reason))?;
                 }
-                for (level, meta) in edit.new_files {
-                    let files = levels.get_mut(level as usize).ok_or_else(|| {
-                        Error::corruption(
-                            &path,
-                            offset,
-                            format!("file {} on level {level}, beyond num_levels", meta.number),
-                        )
-                    })?;
-                    files.push(meta);
-                }
+                max_family_id = max_family_id.max(edit.max_family_id.unwrap_or(0));
                 log_number = edit.log_number.or(log_number);
                 next_file_number = edit.next_file_number.or(next_file_number);
                 last_sequence = edit.last_sequence.or(last_sequence);
@@ -144,7 +196,8 @@ pub(crate) fn read_current(
     }
     let missing = |what: &str| Error::corruption(&path, 0, format!("MANIFEST has no {what}"));
     Ok(RecoveredState {
-        levels,
+        families,
+        max_family_id,
         log_number: log_number.ok_or_else(|| missing("log number"))?,
         next_file_number: next_file_number.ok_or_else(|| missing("next file number"))?,
         last_sequence: last_sequence.ok_or_else(|| missing("last sequence"))?,
@@ -152,15 +205,28 @@ pub(crate) fn read_current(
     })
 }
 
-/// The live MANIFEST and the current version. Owned by the engine under a
-/// mutex: one version change at a time.
+/// One column family's part of the version set.
+#[derive(Clone)]
+pub(crate) struct FamilyVersions {
+    pub(crate) name: String,
+    /// Its options, encoded as recorded in the MANIFEST.
+    pub(crate) options: Vec<u8>,
+    pub(crate) current: Arc<Version>,
+    /// Logs below this hold nothing of the family that is not in a table.
+    pub(crate) log_number: u64,
+}
+
+/// The live MANIFEST and every family's current version. Owned by the
+/// engine under a mutex: one version change at a time.
 pub(crate) struct VersionSet {
     fs: Arc<dyn FileSystem>,
     dir: PathBuf,
     manifest: LogWriter,
     manifest_path: PathBuf,
-    current: Arc<Version>,
+    families: BTreeMap<u32, FamilyVersions>,
     deleter: Deleter,
+    /// Every family id up to this was handed out.
+    pub(crate) max_family_id: u32,
     /// Logs numbered below this hold nothing that is not in a table.
     pub(crate) log_number: u64,
     /// The first failed MANIFEST write. After it the file may end in part
@@ -173,34 +239,37 @@ pub(crate) struct VersionSet {
 }
 
 impl VersionSet {
-    /// Starts a new MANIFEST holding a snapshot of `version` and points
+    /// Starts a new MANIFEST holding a snapshot of `families` and points
     /// `CURRENT` at it. Used at open.
     pub(crate) fn create(
         fs: Arc<dyn FileSystem>,
         dir: &Path,
         manifest_number: u64,
-        version: Version,
+        families: BTreeMap<u32, FamilyVersions>,
+        max_family_id: u32,
         counters: Counters,
         deleter: Deleter,
     ) -> Result<VersionSet> {
-        let (manifest, manifest_path) =
-            write_manifest(&*fs, dir, manifest_number, &version, counters)?;
+        let snapshot = snapshot_edit(&families, max_family_id, counters);
+        let (manifest, manifest_path) = write_manifest(&*fs, dir, manifest_number, &snapshot)?;
         Ok(VersionSet {
             fs,
             dir: dir.to_path_buf(),
             manifest,
             manifest_path,
-            current: Arc::new(version),
+            families,
             deleter,
+            max_family_id,
             log_number: counters.log_number,
             failed: None,
         })
     }
 
-    /// Refuses any change after a failed write (see `failed`).
+    /// Refuses any change after a failed write (see `failed`): writes are
+    /// stopped for good since then (`DB::resume` answers `ReopenRequired`).
     fn check_usable(&self) -> Result<()> {
         match &self.failed {
-            Some(cause) => Err(Error::ReopenRequired {
+            Some(cause) => Err(Error::ReadOnly {
                 cause: cause.clone(),
             }),
             None => Ok(()),
@@ -232,27 +301,64 @@ impl VersionSet {
         written.map_err(|e| self.fail(e))
     }
 
-    pub(crate) fn current(&self) -> Arc<Version> {
-        self.current.clone()
+    /// The current version of family `id`, if it exists.
+    pub(crate) fn current(&self, id: u32) -> Option<Arc<Version>> {
+        self.families.get(&id).map(|f| f.current.clone())
     }
 
-    /// Records `edit` durably, then makes the version it produces current.
+    /// Records `edit` durably, then makes the versions it produces current;
+    /// returns them for each family it changed (not those it drops).
     /// `new_file_number` hands out the file number of a fresh MANIFEST when
-    /// the current one is full. On error nothing changes in memory, but the
-    /// MANIFEST may hold a partial record: the caller must stop writing.
+    /// the current one is full. On error nothing changes in memory, and
+    /// (the MANIFEST may hold part of a record) no later edit is accepted.
     pub(crate) fn log_and_apply(
         &mut self,
         mut edit: VersionEdit,
         next_file_number: u64,
         last_sequence: SeqNo,
         new_file_number: impl FnOnce() -> u64,
-    ) -> Result<Arc<Version>> {
+    ) -> Result<Vec<(u32, Arc<Version>)>> {
         self.check_usable()?;
         let log_number = edit.log_number.unwrap_or(self.log_number);
         edit.log_number = Some(log_number);
         edit.next_file_number = Some(next_file_number);
         edit.last_sequence = Some(last_sequence);
-        let (version, removed) = self.current.apply(&edit, &self.deleter);
+        let mut max_family_id = self.max_family_id;
+        let mut families = self.families.clone();
+        let mut removed = Vec::new();
+        let mut changed = Vec::new();
+        for f in &edit.families {
+            max_family_id = max_family_id.max(f.id);
+            if let Some((name, options)) = &f.add {
+                let num_levels = crate::cf_options::ColumnFamilyOptions::decode(options)
+                    .map(|o| o.num_levels)
+                    .unwrap_or(7);
+                families.insert(
+                    f.id,
+                    FamilyVersions {
+                        name: name.clone(),
+                        options: options.clone(),
+                        current: Arc::new(Version::empty(num_levels)),
+                        log_number: f.log_number.unwrap_or(log_number),
+                    },
+                );
+            }
+            if f.drop {
+                if let Some(gone) = families.remove(&f.id) {
+                    removed.extend(gone.current.levels.iter().flatten().cloned());
+                }
+                continue;
+            }
+            let family = families.get_mut(&f.id).ok_or_else(|| {
+                Error::InvalidArgument(format!("column family id {} does not exist", f.id))
+            })?;
+            let (version, gone) = family.current.apply(f, &self.deleter);
+            removed.extend(gone);
+            family.current = Arc::new(version);
+            family.log_number = f.log_number.unwrap_or(family.log_number);
+            changed.push(f.id);
+        }
+        edit.max_family_id = (max_family_id > self.max_family_id).then_some(max_family_id);
         if self.manifest.len() >= MAX_MANIFEST_SIZE {
             let number = new_file_number();
             let old = self.manifest_path.clone();
@@ -261,7 +367,8 @@ impl VersionSet {
                 next_file_number: next_file_number.max(number + 1),
                 last_sequence,
             };
-            let (manifest, path) = write_manifest(&*self.fs, &self.dir, number, &version, counters)
+            let snapshot = snapshot_edit(&families, max_family_id, counters);
+            let (manifest, path) = write_manifest(&*self.fs, &self.dir, number, &snapshot)
                 .map_err(|e| self.fail(e))?;
             self.manifest = manifest;
             self.manifest_path = path;
@@ -278,37 +385,62 @@ impl VersionSet {
         }
         // Only now that the edit is durable may the files it removed go.
         super::retire(removed);
-        self.current = Arc::new(version);
+        self.families = families;
+        self.max_family_id = max_family_id;
         self.log_number = log_number;
-        Ok(self.current.clone())
+        Ok(changed
+            .into_iter()
+            .filter_map(|id| self.families.get(&id).map(|f| (id, f.current.clone())))
+            .collect())
     }
 }
 
-/// Writes a MANIFEST holding a full snapshot, syncs it, and atomically
-/// points `CURRENT` at it.
+/// The first edit of a MANIFEST: every counter, every family with its
+/// options, log number and live files.
+fn snapshot_edit(
+    families: &BTreeMap<u32, FamilyVersions>,
+    max_family_id: u32,
+    counters: Counters,
+) -> VersionEdit {
+    VersionEdit {
+        log_number: Some(counters.log_number),
+        next_file_number: Some(counters.next_file_number),
+        last_sequence: Some(counters.last_sequence),
+        max_family_id: Some(max_family_id),
+        families: families
+            .iter()
+            .map(|(&id, f)| FamilyEdit {
+                id,
+                add: Some((f.name.clone(), f.options.clone())),
+                drop: false,
+                log_number: Some(f.log_number),
+                deleted_files: Vec::new(),
+                new_files: f
+                    .current
+                    .levels
+                    .iter()
+                    .enumerate()
+                    .flat_map(|(level, files)| {
+                        files.iter().map(move |lf| (level as u32, lf.meta.clone()))
+                    })
+                    .collect(),
+            })
+            .collect(),
+        clean_close: false,
+    }
+}
+
+/// Writes a MANIFEST holding `snapshot`, syncs it, and atomically points
+/// `CURRENT` at it.
 fn write_manifest(
     fs: &dyn FileSystem,
     dir: &Path,
     number: u64,
-    version: &Version,
-    counters: Counters,
+    snapshot: &VersionEdit,
 ) -> Result<(LogWriter, PathBuf)> {
     let path = dir.join(manifest_name(number));
     let file = fs.create(&path).ctx(&path)?;
     let mut writer = LogWriter::create(file, LogKind::Manifest, number).ctx(&path)?;
-    let snapshot = VersionEdit {
-        log_number: Some(counters.log_number),
-        next_file_number: Some(counters.next_file_number),
-        last_sequence: Some(counters.last_sequence),
-        deleted_files: Vec::new(),
-        new_files: version
-            .levels
-            .iter()
-            .enumerate()
-            .flat_map(|(level, files)| files.iter().map(move |f| (level as u32, f.meta.clone())))
-            .collect(),
-        clean_close: false,
-    };
     writer.add_record(&snapshot.encode()).ctx(&path)?;
     writer.sync().ctx(&path)?;
     set_current(fs, dir, number)?;

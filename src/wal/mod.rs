@@ -34,8 +34,13 @@ pub(crate) const HEADER_SIZE: usize = 7;
 
 /// Magic bytes at the start of the header record.
 pub(crate) const LOG_MAGIC: [u8; 8] = *b"AIDBLOG\0";
-/// Version of the log format. Bump on any incompatible change.
-pub(crate) const LOG_FORMAT_VERSION: u32 = 1;
+/// Version of the log format, written in every new log and MANIFEST. Bump
+/// on any incompatible change. Version 2 (column families) added record
+/// contents older readers do not know: batch records naming a family, and
+/// family fields in version edits; the framing is unchanged.
+pub(crate) const LOG_FORMAT_VERSION: u32 = 2;
+/// The oldest version this code still reads.
+pub(crate) const OLDEST_LOG_FORMAT_VERSION: u32 = 1;
 /// Length of the header record's payload.
 pub(crate) const FILE_HEADER_LEN: usize = 8 + 4 + 1 + 8;
 

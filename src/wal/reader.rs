@@ -2,7 +2,7 @@
 
 use super::{
     fragment_crc, FragmentType, LogKind, BLOCK_SIZE, FILE_HEADER_LEN, HEADER_SIZE,
-    LOG_FORMAT_VERSION, LOG_MAGIC,
+    LOG_FORMAT_VERSION, LOG_MAGIC, OLDEST_LOG_FORMAT_VERSION,
 };
 use crate::coding::{get_u32_le, get_u64_le, unmask_crc};
 
@@ -81,7 +81,7 @@ impl<'a> LogReader<'a> {
             return Err("missing log file header (bad magic)".into());
         }
         let version = get_u32_le(&data[8..]).unwrap_or(0);
-        if version != LOG_FORMAT_VERSION {
+        if !(OLDEST_LOG_FORMAT_VERSION..=LOG_FORMAT_VERSION).contains(&version) {
             return Err(format!("unsupported log format version {version}"));
         }
         let kind = data[12];

@@ -2,7 +2,9 @@
 //! and against `MemoryBackend`, comparing every observable result.
 //!
 //! A backend joins by implementing [`Harness`] (the store, plus `flush`,
-//! `compact` and `reopen` hooks that may be no-ops).
+//! `compact` and `reopen` hooks that may be no-ops). The column-family
+//! suite (`cf.rs`: [`CfOp`] sequences, [`run_cf_pair`]) also needs
+//! [`CfHarness`].
 
 #![allow(dead_code)]
 
@@ -15,6 +17,9 @@ use proptest::prelude::*;
 use std::fmt;
 use std::ops::Bound;
 use std::sync::Arc;
+
+mod cf;
+pub use cf::*;
 
 /// A store under test.
 pub trait Harness {
@@ -36,6 +41,9 @@ pub trait Harness {
 pub struct DbHarness {
     db: Option<DB>,
     opts: Options,
+    /// The file system of `opts`, when it is one a crash can be simulated
+    /// on (see [`DbHarness::crash_reopen`]).
+    crash_fs: Option<FaultInjectionFs>,
 }
 
 impl DbHarness {
@@ -43,7 +51,40 @@ impl DbHarness {
         Ok(DbHarness {
             db: Some(DB::open_with(opts.clone())?),
             opts,
+            crash_fs: None,
         })
+    }
+
+    /// Opens with `opts` on `fs` (which replaces `opts.fs`), so that
+    /// [`DbHarness::crash_reopen`] can simulate a crash.
+    pub fn open_crashable(opts: Options, fs: FaultInjectionFs) -> aidb::Result<DbHarness> {
+        let opts = Options {
+            fs: Arc::new(fs.clone()),
+            ..opts
+        };
+        Ok(DbHarness {
+            crash_fs: Some(fs),
+            ..DbHarness::open(opts)?
+        })
+    }
+
+    /// Kills the database as a crash of the process would (every file
+    /// system call but reads fails from now on, so nothing more is written
+    /// and memtables are lost; what was written stays, as in the page
+    /// cache), then opens it again: recovery must replay every write from
+    /// the logs. A clean reopen without a crash-capable file system.
+    pub fn crash_reopen(&mut self) -> aidb::Result<()> {
+        let Some(fs) = self.crash_fs.clone() else {
+            return Harness::reopen(self);
+        };
+        fs.crash_after(0);
+        if let Some(db) = self.db.take() {
+            // Fails: nothing can be written any more.
+            let _ = db.close();
+        }
+        fs.clear_faults();
+        self.db = Some(DB::open_with(self.opts.clone())?);
+        Ok(())
     }
 
     fn db(&self) -> &DB {
@@ -108,7 +149,13 @@ pub struct Bytes(pub Vec<u8>);
 
 impl fmt::Debug for Bytes {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "b\"{}\"", self.0.escape_ascii())
+        match self.0.as_slice() {
+            // Long runs of one byte (large values) as `[0xe4; 1500]`.
+            [first, rest @ ..] if rest.len() >= 16 && rest.iter().all(|b| b == first) => {
+                write!(f, "[{first:#04x}; {}]", self.0.len())
+            }
+            _ => write!(f, "b\"{}\"", self.0.escape_ascii()),
+        }
     }
 }
 
@@ -237,6 +284,15 @@ fn collect(
         .collect()
 }
 
+/// The first `limit` pairs of `iter`, from the back when `reverse`.
+fn collect_dir(iter: DbIterator, reverse: bool, limit: usize) -> Result<Pairs, String> {
+    if reverse {
+        collect(iter.rev(), limit)
+    } else {
+        collect(iter, limit)
+    }
+}
+
 fn range(start: &Bound<Bytes>, end: &Bound<Bytes>) -> KeyRange {
     let conv = |b: &Bound<Bytes>| match b {
         Bound::Included(k) => Bound::Included(k.0.clone()),
@@ -288,6 +344,93 @@ pub fn run_ops<H: Harness>(h: &mut H, ops: &[Op]) -> Result<(), String> {
     run_pair(h, &mut MemoryBackend::new(), ops)
 }
 
+/// Compares the result of an operation with the model's.
+fn same<T: PartialEq + fmt::Debug>(got: T, want: T) -> Result<(), String> {
+    if got == want {
+        Ok(())
+    } else {
+        Err(format!("got {got:?}, model says {want:?}"))
+    }
+}
+
+/// Runs one operation that writes to or reads the live store (not the
+/// snapshot, hook and reopen operations) on both backends.
+fn data_step(b: &dyn StorageBackend, model: &dyn StorageBackend, op: &Op) -> Result<(), String> {
+    match op {
+        Op::Put(k, v) => {
+            b.put(&k.0, &v.0).map_err(|e| e.to_string())?;
+            model.put(&k.0, &v.0).map_err(|e| format!("reference: {e}"))
+        }
+        Op::Delete(k) => {
+            b.delete(&k.0).map_err(|e| e.to_string())?;
+            model.delete(&k.0).map_err(|e| format!("reference: {e}"))
+        }
+        Op::Batch(ops) => {
+            b.write_batch(to_batch(ops)).map_err(|e| e.to_string())?;
+            model
+                .write_batch(to_batch(ops))
+                .map_err(|e| format!("reference: {e}"))
+        }
+        Op::Get(k) => same(
+            b.get(&k.0).map_err(|e| e.to_string()).map(|o| o.map(Bytes)),
+            model
+                .get(&k.0)
+                .map_err(|e| e.to_string())
+                .map(|o| o.map(Bytes)),
+        ),
+        Op::Iter => same(
+            collect(b.iter(), usize::MAX),
+            collect(model.iter(), usize::MAX),
+        ),
+        Op::Scan {
+            start,
+            end,
+            reverse,
+            limit,
+        } => {
+            let r = range(start, end);
+            same(
+                collect_dir(b.scan(r.clone()), *reverse, *limit),
+                collect_dir(model.scan(r), *reverse, *limit),
+            )
+        }
+        Op::Prefix { prefix, reverse } => {
+            let r = KeyRange::prefix(&prefix.0);
+            same(
+                collect_dir(b.scan(r.clone()), *reverse, usize::MAX),
+                collect_dir(model.scan(r), *reverse, usize::MAX),
+            )
+        }
+        Op::Seek { key, reverse, take } => same(
+            seek(b.scan(KeyRange::all()), key, *reverse, *take),
+            seek(model.scan(KeyRange::all()), key, *reverse, *take),
+        ),
+        Op::Mixed(pattern) => same(
+            mixed(b.scan(KeyRange::all()), pattern),
+            mixed(model.scan(KeyRange::all()), pattern),
+        ),
+        other => Err(format!("not a data operation: {other:?}")),
+    }
+}
+
+/// Runs a snapshot read on a snapshot of each backend.
+fn snapshot_step(s: &dyn Snapshot, m: &dyn Snapshot, op: &Op) -> Result<(), String> {
+    match op {
+        Op::SnapshotGet(_, k) => same(
+            s.get(&k.0).map_err(|e| e.to_string()).map(|o| o.map(Bytes)),
+            m.get(&k.0).map_err(|e| e.to_string()).map(|o| o.map(Bytes)),
+        ),
+        Op::SnapshotScan { start, reverse, .. } => {
+            let r = range(start, &Bound::Unbounded);
+            same(
+                collect_dir(s.scan(r.clone()), *reverse, usize::MAX),
+                collect_dir(m.scan(r), *reverse, usize::MAX),
+            )
+        }
+        other => Err(format!("not a snapshot read: {other:?}")),
+    }
+}
+
 /// Runs `ops` against `h` and against `reference` side by side; the error
 /// names the first op whose result differs. Hooks (flush, compact, reopen)
 /// run on both.
@@ -299,121 +442,18 @@ pub fn run_pair<H: Harness, R: Harness>(
     let mut snaps: Vec<(Box<dyn Snapshot>, Box<dyn Snapshot>)> = Vec::new();
     for (i, op) in ops.iter().enumerate() {
         let fail = |what: String| format!("op #{i} {op:?}: {what}");
-        let b = h.backend();
-        let model = reference.backend();
-        macro_rules! same {
-            ($got:expr, $want:expr) => {{
-                let (got, want) = ($got, $want);
-                if got != want {
-                    return Err(fail(format!("got {got:?}, model says {want:?}")));
-                }
-            }};
-        }
         match op {
-            Op::Put(k, v) => {
-                b.put(&k.0, &v.0).map_err(|e| fail(e.to_string()))?;
-                model
-                    .put(&k.0, &v.0)
-                    .map_err(|e| fail(format!("reference: {e}")))?;
-            }
-            Op::Delete(k) => {
-                b.delete(&k.0).map_err(|e| fail(e.to_string()))?;
-                model
-                    .delete(&k.0)
-                    .map_err(|e| fail(format!("reference: {e}")))?;
-            }
-            Op::Batch(ops) => {
-                b.write_batch(to_batch(ops))
-                    .map_err(|e| fail(e.to_string()))?;
-                model
-                    .write_batch(to_batch(ops))
-                    .map_err(|e| fail(format!("reference: {e}")))?;
-            }
-            Op::Get(k) => same!(
-                b.get(&k.0).map_err(|e| e.to_string()).map(|o| o.map(Bytes)),
-                model
-                    .get(&k.0)
-                    .map_err(|e| e.to_string())
-                    .map(|o| o.map(Bytes))
-            ),
-            Op::Iter => same!(
-                collect(b.iter(), usize::MAX),
-                collect(model.iter(), usize::MAX)
-            ),
-            Op::Scan {
-                start,
-                end,
-                reverse,
-                limit,
-            } => {
-                let r = range(start, end);
-                if *reverse {
-                    same!(
-                        collect(b.scan(r.clone()).rev(), *limit),
-                        collect(model.scan(r).rev(), *limit)
-                    )
-                } else {
-                    same!(
-                        collect(b.scan(r.clone()), *limit),
-                        collect(model.scan(r), *limit)
-                    )
-                }
-            }
-            Op::Prefix { prefix, reverse } => {
-                let r = KeyRange::prefix(&prefix.0);
-                if *reverse {
-                    same!(
-                        collect(b.scan(r.clone()).rev(), usize::MAX),
-                        collect(model.scan(r).rev(), usize::MAX)
-                    )
-                } else {
-                    same!(
-                        collect(b.scan(r.clone()), usize::MAX),
-                        collect(model.scan(r), usize::MAX)
-                    )
-                }
-            }
-            Op::Seek { key, reverse, take } => same!(
-                seek(b.scan(KeyRange::all()), key, *reverse, *take),
-                seek(model.scan(KeyRange::all()), key, *reverse, *take)
-            ),
-            Op::Mixed(pattern) => same!(
-                mixed(b.scan(KeyRange::all()), pattern),
-                mixed(model.scan(KeyRange::all()), pattern)
-            ),
             Op::TakeSnapshot => {
-                let s = b.snapshot().map_err(|e| fail(e.to_string()))?;
-                let m = model
+                let s = h.backend().snapshot().map_err(|e| fail(e.to_string()))?;
+                let m = reference
+                    .backend()
                     .snapshot()
                     .map_err(|e| fail(format!("reference: {e}")))?;
                 snaps.push((s, m));
             }
-            Op::SnapshotGet(idx, k) => {
-                if let Some((s, m)) = pick(&snaps, *idx) {
-                    same!(
-                        s.get(&k.0).map_err(|e| e.to_string()).map(|o| o.map(Bytes)),
-                        m.get(&k.0).map_err(|e| e.to_string()).map(|o| o.map(Bytes))
-                    )
-                }
-            }
-            Op::SnapshotScan {
-                index,
-                start,
-                reverse,
-            } => {
+            Op::SnapshotGet(index, _) | Op::SnapshotScan { index, .. } => {
                 if let Some((s, m)) = pick(&snaps, *index) {
-                    let r = range(start, &Bound::Unbounded);
-                    if *reverse {
-                        same!(
-                            collect(s.scan(r.clone()).rev(), usize::MAX),
-                            collect(m.scan(r).rev(), usize::MAX)
-                        )
-                    } else {
-                        same!(
-                            collect(s.scan(r.clone()), usize::MAX),
-                            collect(m.scan(r), usize::MAX)
-                        )
-                    }
+                    snapshot_step(&**s, &**m, op).map_err(fail)?;
                 }
             }
             Op::DropSnapshot(idx) => {
@@ -440,6 +480,7 @@ pub fn run_pair<H: Harness, R: Harness>(
                     .reopen()
                     .map_err(|e| fail(format!("reference: {e}")))?;
             }
+            _ => data_step(h.backend(), reference.backend(), op).map_err(fail)?,
         }
     }
     // Finally the whole content must agree.

@@ -1,21 +1,81 @@
 //! `RocksDbOracle`: RocksDB behind AiDb's `StorageBackend` trait, used as
-//! the reference the engine is compared with.
+//! the reference the engine is compared with; and its column families
+//! behind handles that behave as AiDb's do (`OracleCf`).
 
 #![allow(dead_code)]
 
-use aidb::{BatchOp, RawIterator, Snapshot, StorageBackend, WriteBatch};
-use rocksdb::{DBRawIterator, ReadOptions, SnapshotWithThreadMode, DB};
+use aidb::{BatchOp, DbIterator, KeyRange, RawIterator, Snapshot, StorageBackend, WriteBatch};
+use rocksdb::{
+    BoundColumnFamily, DBRawIteratorWithThreadMode, DBWithThreadMode, MultiThreaded, ReadOptions,
+    SnapshotWithThreadMode,
+};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+/// RocksDB with column families created and dropped through `&self`.
+type Rocks = DBWithThreadMode<MultiThreaded>;
+type RocksSnapshot = SnapshotWithThreadMode<'static, Rocks>;
+type RocksIterator = DBRawIteratorWithThreadMode<'static, Rocks>;
+type RocksFamily = Arc<BoundColumnFamily<'static>>;
 
 fn err(e: rocksdb::Error) -> aidb::Error {
     aidb::Error::InvalidArgument(format!("rocksdb: {e}"))
 }
 
+/// The live column families by name, with the generation their handles
+/// carry. A handle whose generation is not its name's current one belongs
+/// to a dropped family (or to the database before a reopen).
+type Live = Arc<Mutex<HashMap<String, u64>>>;
+
+/// A column family handle of the oracle. RocksDB itself lets a handle of a
+/// dropped family go on reading (and a stale RocksDB handle cannot be kept
+/// across a reopen); the oracle answers `InvalidArgument` instead, as AiDb
+/// does, and reads the family RocksDB has under the name otherwise.
+#[derive(Clone, Debug)]
+pub struct OracleCf {
+    name: Arc<str>,
+    generation: u64,
+}
+
+impl OracleCf {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn dropped(&self) -> aidb::Error {
+        aidb::Error::InvalidArgument(format!("column family {:?} was dropped", self.name))
+    }
+}
+
+fn is_live(live: &Live, cf: &OracleCf) -> bool {
+    live.lock().unwrap().get(&*cf.name) == Some(&cf.generation)
+}
+
+/// RocksDB's handle of the family `cf` names, when `cf` is live.
+fn family(db: &Arc<Rocks>, live: &Live, cf: &OracleCf) -> aidb::Result<RocksFamily> {
+    if !is_live(live, cf) {
+        return Err(cf.dropped());
+    }
+    let handle = db
+        .cf_handle(&cf.name)
+        .ok_or_else(|| aidb::Error::Internal(format!("rocksdb has no family {:?}", cf.name)))?;
+    // SAFETY: the handle borrows the database, which `db` keeps alive; every
+    // holder of the 'static handle (OracleIterator) also holds `db` and drops
+    // the handle first.
+    Ok(unsafe { std::mem::transmute::<Arc<BoundColumnFamily<'_>>, RocksFamily>(handle) })
+}
+
+/// One operation of a batch across families: the family (none: the
+/// default one), the key, and the value (none: a delete).
+pub type WriteOp<'a> = (Option<&'a OracleCf>, &'a [u8], Option<&'a [u8]>);
+
 /// A RocksDB database adapted to `StorageBackend`.
 pub struct RocksDbOracle {
-    db: Option<Arc<DB>>,
+    db: Option<Arc<Rocks>>,
     path: PathBuf,
+    live: Live,
+    next_generation: u64,
 }
 
 impl RocksDbOracle {
@@ -23,18 +83,44 @@ impl RocksDbOracle {
         let mut o = RocksDbOracle {
             db: None,
             path: path.to_path_buf(),
+            live: Live::default(),
+            next_generation: 0,
         };
-        o.db = Some(Arc::new(DB::open(&Self::options(), path)?));
+        o.open_db(&[])?;
         Ok(o)
     }
 
     fn options() -> rocksdb::Options {
         let mut opts = rocksdb::Options::default();
         opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
         opts
     }
 
-    fn db(&self) -> &Arc<DB> {
+    /// Opens the database with every family it has (RocksDB wants them all
+    /// named) and `extra` ones, created when missing. Handles from before
+    /// are stale from now on.
+    fn open_db(&mut self, extra: &[&str]) -> Result<(), rocksdb::Error> {
+        let mut names = Rocks::list_cf(&Self::options(), &self.path)
+            .unwrap_or_else(|_| vec!["default".to_string()]);
+        for name in extra {
+            if !names.iter().any(|n| n == name) {
+                names.push(name.to_string());
+            }
+        }
+        let db = Rocks::open_cf(&Self::options(), &self.path, &names)?;
+        let mut live = self.live.lock().unwrap();
+        live.clear();
+        for name in names {
+            self.next_generation += 1;
+            live.insert(name, self.next_generation);
+        }
+        drop(live);
+        self.db = Some(Arc::new(db));
+        Ok(())
+    }
+
+    fn db(&self) -> &Arc<Rocks> {
         self.db.as_ref().expect("oracle is open")
     }
 
@@ -50,15 +136,136 @@ impl RocksDbOracle {
     /// Closes and reopens the database. Every snapshot and iterator must be
     /// gone (they hold the database open).
     pub fn reopen(&mut self) -> aidb::Result<()> {
+        self.reopen_with(&[])
+    }
+
+    /// Reopens, creating the families `extra` names when missing.
+    pub fn reopen_with(&mut self, extra: &[&str]) -> aidb::Result<()> {
         let db = self.db.take().expect("oracle is open");
         let db = Arc::try_unwrap(db).map_err(|_| {
             aidb::Error::InvalidArgument("rocksdb: snapshots still open at reopen".into())
         })?;
         drop(db);
-        self.db = Some(Arc::new(
-            DB::open(&Self::options(), &self.path).map_err(err)?,
-        ));
+        self.open_db(extra).map_err(err)
+    }
+
+    fn handle(&self, name: &str) -> Option<OracleCf> {
+        let generation = *self.live.lock().unwrap().get(name)?;
+        Some(OracleCf {
+            name: name.into(),
+            generation,
+        })
+    }
+
+    pub fn default_cf(&self) -> OracleCf {
+        self.handle("default").expect("the default family")
+    }
+
+    /// The live family called `name`.
+    pub fn cf(&self, name: &str) -> Option<OracleCf> {
+        self.handle(name)
+    }
+
+    pub fn cf_names(&self) -> Vec<String> {
+        self.live.lock().unwrap().keys().cloned().collect()
+    }
+
+    /// Creates a family; names are checked as AiDb checks them (RocksDB
+    /// takes an empty one).
+    pub fn create_cf(&mut self, name: &str) -> aidb::Result<OracleCf> {
+        if name.is_empty() || name.len() > 255 {
+            return Err(aidb::Error::InvalidArgument(format!(
+                "bad column family name {name:?}"
+            )));
+        }
+        self.db()
+            .create_cf(name, &rocksdb::Options::default())
+            .map_err(err)?;
+        self.next_generation += 1;
+        self.live
+            .lock()
+            .unwrap()
+            .insert(name.to_string(), self.next_generation);
+        Ok(self.handle(name).expect("created"))
+    }
+
+    /// Drops a family. The binding forgets the handle before RocksDB
+    /// refuses to drop "default", so "default" is refused here.
+    pub fn drop_cf(&mut self, name: &str) -> aidb::Result<()> {
+        if name == "default" || self.handle(name).is_none() {
+            return Err(aidb::Error::InvalidArgument(format!(
+                "cannot drop column family {name:?}"
+            )));
+        }
+        self.db().drop_cf(name).map_err(err)?;
+        self.live.lock().unwrap().remove(name);
         Ok(())
+    }
+
+    fn family(&self, cf: &OracleCf) -> aidb::Result<RocksFamily> {
+        family(self.db(), &self.live, cf)
+    }
+
+    pub fn put_cf(&self, cf: &OracleCf, key: &[u8], value: &[u8]) -> aidb::Result<()> {
+        let f = self.family(cf)?;
+        self.db().put_cf(&f, key, value).map_err(err)
+    }
+
+    pub fn delete_cf(&self, cf: &OracleCf, key: &[u8]) -> aidb::Result<()> {
+        let f = self.family(cf)?;
+        self.db().delete_cf(&f, key).map_err(err)
+    }
+
+    pub fn get_cf(&self, cf: &OracleCf, key: &[u8]) -> aidb::Result<Option<Vec<u8>>> {
+        let f = self.family(cf)?;
+        self.db().get_cf(&f, key).map_err(err)
+    }
+
+    pub fn scan_cf(&self, cf: &OracleCf, range: KeyRange) -> DbIterator {
+        let raw: Box<dyn RawIterator> = match self.family(cf) {
+            Ok(f) => Box::new(OracleIterator::new(self.db().clone(), None, Some(f))),
+            Err(e) => Box::new(FailedIterator(e.to_string())),
+        };
+        DbIterator::new(raw, range)
+    }
+
+    pub fn flush_cf(&self, cf: &OracleCf) -> aidb::Result<()> {
+        let f = self.family(cf)?;
+        self.db().flush_cf(&f).map_err(err)
+    }
+
+    /// Compacts the whole family (the range matters only to AiDb).
+    pub fn compact_cf(&self, cf: &OracleCf) -> aidb::Result<()> {
+        let f = self.family(cf)?;
+        self.db().compact_range_cf(&f, None::<&[u8]>, None::<&[u8]>);
+        Ok(())
+    }
+
+    /// Writes one batch of `(family, key, value)`: no family means the
+    /// default one, no value a delete. A stale handle fails the whole batch.
+    pub fn write_cf(&self, ops: &[WriteOp<'_>]) -> aidb::Result<()> {
+        let mut families = Vec::new();
+        for (cf, _, _) in ops {
+            families.push(match cf {
+                Some(cf) => Some(self.family(cf)?),
+                None => None,
+            });
+        }
+        let mut b = rocksdb::WriteBatch::default();
+        for ((_, key, value), f) in ops.iter().zip(&families) {
+            match (f, value) {
+                (None, Some(v)) => b.put(key, v),
+                (None, None) => b.delete(key),
+                (Some(f), Some(v)) => b.put_cf(f, key, v),
+                (Some(f), None) => b.delete_cf(f, key),
+            }
+        }
+        self.db().write(b).map_err(err)
+    }
+
+    /// A snapshot of every family.
+    pub fn snapshot_cf(&self) -> OracleSnapshot {
+        OracleSnapshot::new(self.db().clone(), self.live.clone())
     }
 }
 
@@ -87,34 +294,54 @@ impl StorageBackend for RocksDbOracle {
     }
 
     fn snapshot(&self) -> aidb::Result<Box<dyn Snapshot>> {
-        Ok(Box::new(OracleSnapshot::new(self.db().clone())))
+        Ok(Box::new(self.snapshot_cf()))
     }
 
     fn raw_iterator(&self) -> Box<dyn RawIterator> {
-        Box::new(OracleIterator::new(self.db().clone(), None))
+        Box::new(OracleIterator::new(self.db().clone(), None, None))
     }
 }
 
 /// A RocksDB snapshot that owns (a reference to) its database.
-struct OracleSnapshot {
+pub struct OracleSnapshot {
     // Field order is drop order: the snapshot goes before the database.
-    snapshot: Arc<SnapshotWithThreadMode<'static, DB>>,
-    db: Arc<DB>,
+    snapshot: Arc<RocksSnapshot>,
+    db: Arc<Rocks>,
+    live: Live,
 }
 
 impl OracleSnapshot {
-    fn new(db: Arc<DB>) -> OracleSnapshot {
+    fn new(db: Arc<Rocks>, live: Live) -> OracleSnapshot {
         let snapshot = db.snapshot();
         // SAFETY: the snapshot borrows the database, which `db` keeps alive
         // (in the Arc's heap allocation, which never moves) for as long as
         // this struct, and the snapshot field is dropped first. Iterators
         // made from it hold clones of both Arcs.
-        let snapshot: SnapshotWithThreadMode<'static, DB> =
-            unsafe { std::mem::transmute(snapshot) };
+        let snapshot: RocksSnapshot = unsafe { std::mem::transmute(snapshot) };
         OracleSnapshot {
             snapshot: Arc::new(snapshot),
             db,
+            live,
         }
+    }
+
+    /// The value of `key` in family `cf` as of the snapshot.
+    pub fn get_in(&self, cf: &OracleCf, key: &[u8]) -> aidb::Result<Option<Vec<u8>>> {
+        let f = family(&self.db, &self.live, cf)?;
+        self.snapshot.get_cf(&f, key).map_err(err)
+    }
+
+    /// The pairs of family `cf` inside `range` as of the snapshot.
+    pub fn scan_in(&self, cf: &OracleCf, range: KeyRange) -> DbIterator {
+        let raw: Box<dyn RawIterator> = match family(&self.db, &self.live, cf) {
+            Ok(f) => Box::new(OracleIterator::new(
+                self.db.clone(),
+                Some(self.snapshot.clone()),
+                Some(f),
+            )),
+            Err(e) => Box::new(FailedIterator(e.to_string())),
+        };
+        DbIterator::new(raw, range)
     }
 }
 
@@ -127,37 +354,48 @@ impl Snapshot for OracleSnapshot {
         Box::new(OracleIterator::new(
             self.db.clone(),
             Some(self.snapshot.clone()),
+            None,
         ))
     }
 }
 
-/// A RocksDB raw iterator that owns its database (and snapshot).
+/// A RocksDB raw iterator that owns its database (and snapshot, and
+/// column family handle).
 struct OracleIterator {
-    // Field order is drop order: iterator, then snapshot, then database.
-    iter: DBRawIterator<'static>,
-    _snapshot: Option<Arc<SnapshotWithThreadMode<'static, DB>>>,
-    _db: Arc<DB>,
+    // Field order is drop order: iterator, family handle, snapshot,
+    // database.
+    iter: RocksIterator,
+    _family: Option<RocksFamily>,
+    _snapshot: Option<Arc<RocksSnapshot>>,
+    _db: Arc<Rocks>,
 }
 
 // SAFETY: a RocksDB iterator may be used from any one thread at a time; the
-// trait requires Send, and this struct is only ever used by one owner.
+// trait requires Send, and this struct is only ever used by one owner (the
+// family handle's Arc is never shared beyond it).
 unsafe impl Send for OracleIterator {}
 
 impl OracleIterator {
     fn new(
-        db: Arc<DB>,
-        snapshot: Option<Arc<SnapshotWithThreadMode<'static, DB>>>,
+        db: Arc<Rocks>,
+        snapshot: Option<Arc<RocksSnapshot>>,
+        family: Option<RocksFamily>,
     ) -> OracleIterator {
         let mut ro = ReadOptions::default();
         if let Some(s) = &snapshot {
             ro.set_snapshot(s);
         }
-        let iter = db.raw_iterator_opt(ro);
+        let iter = match &family {
+            Some(f) => db.raw_iterator_cf_opt(f, ro),
+            None => db.raw_iterator_opt(ro),
+        };
         // SAFETY: as for OracleSnapshot: `db` (and the snapshot the read
-        // options point to) outlive the iterator, which is dropped first.
-        let iter: DBRawIterator<'static> = unsafe { std::mem::transmute(iter) };
+        // options point to, and the family handle) outlive the iterator,
+        // which is dropped first.
+        let iter: RocksIterator = unsafe { std::mem::transmute(iter) };
         OracleIterator {
             iter,
+            _family: family,
             _snapshot: snapshot,
             _db: db,
         }
@@ -194,5 +432,29 @@ impl RawIterator for OracleIterator {
     }
     fn status(&self) -> aidb::Result<()> {
         self.iter.status().map_err(err)
+    }
+}
+
+/// A cursor over nothing that reports an error (a stale handle's).
+struct FailedIterator(String);
+
+impl RawIterator for FailedIterator {
+    fn seek_to_first(&mut self) {}
+    fn seek_to_last(&mut self) {}
+    fn seek(&mut self, _key: &[u8]) {}
+    fn seek_for_prev(&mut self, _key: &[u8]) {}
+    fn next(&mut self) {}
+    fn prev(&mut self) {}
+    fn valid(&self) -> bool {
+        false
+    }
+    fn key(&self) -> &[u8] {
+        &[]
+    }
+    fn value(&self) -> &[u8] {
+        &[]
+    }
+    fn status(&self) -> aidb::Result<()> {
+        Err(aidb::Error::InvalidArgument(self.0.clone()))
     }
 }
