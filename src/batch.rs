@@ -11,8 +11,9 @@
 //!           | (Put only) varint32 value len | value
 //! ```
 //!
-//! The low bits of `tag` are the operation, with [`ValueKind`]'s values
-//! (0 = Delete, 1 = Put); bit 7 set means a column family id follows
+//! The low bits of `tag` are the operation: 0 = Delete, 1 = Put, 2 = Merge
+//! (the value is the operand), 3 = DeleteRange (the key is the start, the
+//! value the exclusive end); bit 7 set means a column family id follows
 //! (clear: the default family, id 0, which is all format 1 knew). Record
 //! `i` gets sequence number `first seq + i`.
 
@@ -21,8 +22,10 @@ use crate::coding::{
 };
 use crate::column_family::ColumnFamily;
 use crate::error::{Error, Result};
+use crate::iterator::KeyRange;
 use crate::options::{MAX_BATCH_SIZE, MAX_KEY_SIZE, MAX_VALUE_SIZE};
 use crate::types::{SeqNo, ValueKind};
+use std::ops::Bound;
 
 pub(crate) const HEADER_LEN: usize = 12;
 
@@ -49,10 +52,17 @@ pub struct WriteBatch {
     families: Vec<(u32, u64)>,
     /// Whether some record is for the default family.
     touches_default: bool,
+    /// A range deletion without an end was added: writing the batch fails.
+    unbounded_range: bool,
 }
+
+/// The batch record tag of a range deletion (not a [`ValueKind`]: range
+/// tombstones are not point entries).
+const RANGE_DELETE: u8 = 3;
 
 /// One operation of a [`WriteBatch`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum BatchOp<'a> {
     /// Set `key` to `value`.
     Put {
@@ -66,13 +76,28 @@ pub enum BatchOp<'a> {
         /// The key.
         key: &'a [u8],
     },
+    /// Merge `operand` into `key` (see [`MergeOperator`](crate::MergeOperator)).
+    Merge {
+        /// The key.
+        key: &'a [u8],
+        /// The operand.
+        operand: &'a [u8],
+    },
+    /// Remove every key in `start..end`.
+    DeleteRange {
+        /// The first key removed.
+        start: &'a [u8],
+        /// The first key after the range (not removed).
+        end: &'a [u8],
+    },
 }
 
 impl BatchOp<'_> {
-    /// The key the operation touches.
+    /// The key the operation touches (the start, for a range).
     pub fn key(&self) -> &[u8] {
         match self {
-            BatchOp::Put { key, .. } | BatchOp::Delete { key } => key,
+            BatchOp::Put { key, .. } | BatchOp::Delete { key } | BatchOp::Merge { key, .. } => key,
+            BatchOp::DeleteRange { start, .. } => start,
         }
     }
 }
@@ -99,18 +124,76 @@ impl WriteBatch {
             max_value_len: 0,
             families: Vec::new(),
             touches_default: false,
+            unbounded_range: false,
         }
     }
 
     /// Adds a put of `value` at `key`. Size limits are checked when the
     /// batch is written.
     pub fn put(&mut self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> &mut Self {
-        self.add(0, ValueKind::Put, key.as_ref(), Some(value.as_ref()))
+        self.add(0, ValueKind::Put as u8, key.as_ref(), Some(value.as_ref()))
     }
 
     /// Adds a delete of `key`.
     pub fn delete(&mut self, key: impl AsRef<[u8]>) -> &mut Self {
-        self.add(0, ValueKind::Delete, key.as_ref(), None)
+        self.add(0, ValueKind::Delete as u8, key.as_ref(), None)
+    }
+
+    /// Adds a merge of `operand` into `key`: when the key is read, the
+    /// family's [`MergeOperator`](crate::MergeOperator) folds it with the
+    /// value before it.
+    pub fn merge(&mut self, key: impl AsRef<[u8]>, operand: impl AsRef<[u8]>) -> &mut Self {
+        self.add(
+            0,
+            ValueKind::Merge as u8,
+            key.as_ref(),
+            Some(operand.as_ref()),
+        )
+    }
+
+    /// Adds a merge in column family `cf`.
+    pub fn merge_cf(
+        &mut self,
+        cf: &ColumnFamily,
+        key: impl AsRef<[u8]>,
+        operand: impl AsRef<[u8]>,
+    ) -> &mut Self {
+        self.note_family(cf);
+        self.add(
+            cf.id(),
+            ValueKind::Merge as u8,
+            key.as_ref(),
+            Some(operand.as_ref()),
+        )
+    }
+
+    /// Adds a deletion of every key in `range` (`"a".."m"`, `"a"..="m"`,
+    /// `.."m"`), in one entry whatever the number of keys. The range needs
+    /// an end; an empty range deletes nothing. The bounds are checked when
+    /// the batch is written.
+    pub fn delete_range(&mut self, range: impl Into<KeyRange>) -> &mut Self {
+        self.add_range(0, range.into())
+    }
+
+    /// Adds a range deletion in column family `cf`.
+    pub fn delete_range_cf(&mut self, cf: &ColumnFamily, range: impl Into<KeyRange>) -> &mut Self {
+        self.note_family(cf);
+        self.add_range(cf.id(), range.into())
+    }
+
+    fn add_range(&mut self, family: u32, range: KeyRange) -> &mut Self {
+        match range_bounds(&range) {
+            Some((start, end)) => {
+                // Both bounds are keys, and limited as keys.
+                self.add(family, RANGE_DELETE, &start, Some(&end));
+                self.max_key_len = self.max_key_len.max(end.len());
+                self
+            }
+            None => {
+                self.unbounded_range = true;
+                self
+            }
+        }
     }
 
     /// Adds a put of `value` at `key` in column family `cf`. One batch is
@@ -122,13 +205,18 @@ impl WriteBatch {
         value: impl AsRef<[u8]>,
     ) -> &mut Self {
         self.note_family(cf);
-        self.add(cf.id(), ValueKind::Put, key.as_ref(), Some(value.as_ref()))
+        self.add(
+            cf.id(),
+            ValueKind::Put as u8,
+            key.as_ref(),
+            Some(value.as_ref()),
+        )
     }
 
     /// Adds a delete of `key` in column family `cf`.
     pub fn delete_cf(&mut self, cf: &ColumnFamily, key: impl AsRef<[u8]>) -> &mut Self {
         self.note_family(cf);
-        self.add(cf.id(), ValueKind::Delete, key.as_ref(), None)
+        self.add(cf.id(), ValueKind::Delete as u8, key.as_ref(), None)
     }
 
     fn note_family(&mut self, cf: &ColumnFamily) {
@@ -138,12 +226,12 @@ impl WriteBatch {
         }
     }
 
-    fn add(&mut self, family: u32, kind: ValueKind, key: &[u8], value: Option<&[u8]>) -> &mut Self {
+    fn add(&mut self, family: u32, kind: u8, key: &[u8], value: Option<&[u8]>) -> &mut Self {
         if family == 0 {
             self.touches_default = true;
-            self.rep.push(kind as u8);
+            self.rep.push(kind);
         } else {
-            self.rep.push(kind as u8 | HAS_FAMILY);
+            self.rep.push(kind | HAS_FAMILY);
             put_varint32(&mut self.rep, family);
         }
         put_length_prefixed(&mut self.rep, key);
@@ -212,6 +300,11 @@ impl WriteBatch {
     /// Checks the documented size limits ([`MAX_KEY_SIZE`],
     /// [`MAX_VALUE_SIZE`], [`MAX_BATCH_SIZE`]).
     pub(crate) fn check_limits(&self) -> Result<()> {
+        if self.unbounded_range {
+            return Err(Error::InvalidArgument(
+                "delete_range needs an end key (the range deletes keys below it)".into(),
+            ));
+        }
         if self.max_key_len > MAX_KEY_SIZE {
             return Err(Error::InvalidArgument(format!(
                 "key of {} bytes exceeds the maximum key size of {MAX_KEY_SIZE} bytes",
@@ -233,6 +326,34 @@ impl WriteBatch {
         Ok(())
     }
 
+    /// A copy with `time` appended to every value and merge operand of the
+    /// families `stamped` accepts (those with a TTL: see `ttl`).
+    pub(crate) fn with_write_time(&self, stamped: impl Fn(u32) -> bool, time: u64) -> WriteBatch {
+        let mut out = WriteBatch::new();
+        let mut buf = Vec::new();
+        for (family, op) in self.iter_cf() {
+            let (kind, key, value) = match op {
+                BatchOp::Put { key, value } => (ValueKind::Put as u8, key, Some(value)),
+                BatchOp::Delete { key } => (ValueKind::Delete as u8, key, None),
+                BatchOp::Merge { key, operand } => (ValueKind::Merge as u8, key, Some(operand)),
+                BatchOp::DeleteRange { start, end } => (RANGE_DELETE, start, Some(end)),
+            };
+            let value = match value {
+                Some(v) if kind != RANGE_DELETE && stamped(family) => {
+                    buf.clear();
+                    buf.extend_from_slice(v);
+                    crate::ttl::append_time(&mut buf, time);
+                    Some(buf.as_slice())
+                }
+                v => v,
+            };
+            out.add(family, kind, key, value);
+        }
+        out.families = self.families.clone();
+        out.unbounded_range = self.unbounded_range;
+        out
+    }
+
     /// Appends every operation of `other` (used to merge a commit group).
     pub(crate) fn append(&mut self, other: &WriteBatch) {
         self.rep.extend_from_slice(&other.rep[HEADER_LEN..]);
@@ -240,6 +361,7 @@ impl WriteBatch {
         self.max_key_len = self.max_key_len.max(other.max_key_len);
         self.max_value_len = self.max_value_len.max(other.max_value_len);
         self.touches_default |= other.touches_default;
+        self.unbounded_range |= other.unbounded_range;
         for f in &other.families {
             if !self.families.contains(f) {
                 self.families.push(*f);
@@ -267,6 +389,7 @@ impl WriteBatch {
             max_value_len: 0,
             families: Vec::new(),
             touches_default: false,
+            unbounded_range: false,
         };
         let mut rest = &rep[HEADER_LEN..];
         while !rest.is_empty() {
@@ -274,8 +397,13 @@ impl WriteBatch {
             rest = &rest[used..];
             batch.touches_default |= family == 0;
             match op {
-                BatchOp::Put { key, value } => batch.note(key.len(), value.len()),
+                BatchOp::Put { key, value }
+                | BatchOp::Merge {
+                    key,
+                    operand: value,
+                } => batch.note(key.len(), value.len()),
                 BatchOp::Delete { key } => batch.note(key.len(), 0),
+                BatchOp::DeleteRange { start, end } => batch.note(start.len().max(end.len()), 0),
             }
         }
         if batch.count != count {
@@ -291,7 +419,7 @@ impl WriteBatch {
 /// Decodes one record: its family, the operation and the bytes it used.
 fn decode_op(src: &[u8]) -> Option<(u32, BatchOp<'_>, usize)> {
     let tag = *src.first()?;
-    let kind = ValueKind::try_from(tag & !HAS_FAMILY).ok()?;
+    let op = tag & !HAS_FAMILY;
     let mut used = 1;
     let mut family = 0;
     if tag & HAS_FAMILY != 0 {
@@ -301,13 +429,45 @@ fn decode_op(src: &[u8]) -> Option<(u32, BatchOp<'_>, usize)> {
     }
     let (key, n) = get_length_prefixed(&src[used..])?;
     used += n;
-    match kind {
-        ValueKind::Delete => Some((family, BatchOp::Delete { key }, used)),
-        ValueKind::Put => {
-            let (value, m) = get_length_prefixed(&src[used..])?;
-            Some((family, BatchOp::Put { key, value }, used + m))
-        }
+    if op == ValueKind::Delete as u8 {
+        return Some((family, BatchOp::Delete { key }, used));
     }
+    let (value, m) = get_length_prefixed(&src[used..])?;
+    let op = match op {
+        1 => BatchOp::Put { key, value },
+        2 => BatchOp::Merge {
+            key,
+            operand: value,
+        },
+        RANGE_DELETE => BatchOp::DeleteRange {
+            start: key,
+            end: value,
+        },
+        _ => return None,
+    };
+    Some((family, op, used + m))
+}
+
+/// A range's keys as `[start, end)`: an excluded start or included end is
+/// moved to the next key (`k` followed by a zero byte); no start means the
+/// empty key. `None` when it has no end.
+fn range_bounds(range: &KeyRange) -> Option<(Vec<u8>, Vec<u8>)> {
+    let next = |k: &Vec<u8>| {
+        let mut n = k.clone();
+        n.push(0);
+        n
+    };
+    let start = match &range.start {
+        Bound::Included(s) => s.clone(),
+        Bound::Excluded(s) => next(s),
+        Bound::Unbounded => Vec::new(),
+    };
+    let end = match &range.end {
+        Bound::Included(e) => next(e),
+        Bound::Excluded(e) => e.clone(),
+        Bound::Unbounded => return None,
+    };
+    Some((start, end))
 }
 
 /// Iterator over a batch's operations.

@@ -7,7 +7,10 @@ use crate::coding::{
     put_varint64,
 };
 use crate::error::{Error, Result};
+use crate::operators::{CompactionFilter, MergeOperator};
 use crate::options::{Compression, MAX_TABLE_INPUT_SIZE};
+use std::sync::Arc;
+use std::time::Duration;
 
 /// Settings of one column family: its memtables, table files and level
 /// sizing. Build with struct-update syntax:
@@ -25,7 +28,7 @@ use crate::options::{Compression, MAX_TABLE_INPUT_SIZE};
 /// names in [`Options`](crate::Options). Every field means what the
 /// [`Options`](crate::Options) field of the same name means, for this
 /// family only.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone)]
 pub struct ColumnFamilyOptions {
     /// Size a memtable reaches before it is frozen and flushed. Between
     /// 4 KiB and 1 GiB. Default: 64 MiB.
@@ -60,6 +63,66 @@ pub struct ColumnFamilyOptions {
     /// Size at which compaction output is cut. Between 1 KiB and 1 GiB.
     /// Default: 64 MiB.
     pub target_file_size: u64,
+    /// Folds the family's merge operands (see [`MergeOperator`]). Its name
+    /// is recorded: opening with a differently named one is refused. Not
+    /// recorded itself: give it at every open. Default: none.
+    pub merge_operator: Option<Arc<dyn MergeOperator>>,
+    /// Consulted by compactions (see [`CompactionFilter`]). Default: none.
+    pub compaction_filter: Option<Arc<dyn CompactionFilter>>,
+    /// Entries older than this are hidden from reads and dropped by
+    /// compaction (see `docs/configuration.md`, "Time to live"). Set at
+    /// creation: a family with a TTL stores its values with their write
+    /// time, so it cannot be turned on or off later (the duration can be
+    /// changed). Whole seconds, at least one. Default: none.
+    pub ttl: Option<Duration>,
+}
+
+impl std::fmt::Debug for ColumnFamilyOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ColumnFamilyOptions")
+            .field("write_buffer_size", &self.write_buffer_size)
+            .field("max_write_buffer_number", &self.max_write_buffer_number)
+            .field("compression", &self.compression)
+            .field("compression_per_level", &self.compression_per_level)
+            .field("block_size", &self.block_size)
+            .field("block_restart_interval", &self.block_restart_interval)
+            .field("bloom_bits_per_key", &self.bloom_bits_per_key)
+            .field("num_levels", &self.num_levels)
+            .field(
+                "level0_file_num_compaction_trigger",
+                &self.level0_file_num_compaction_trigger,
+            )
+            .field(
+                "level0_slowdown_writes_trigger",
+                &self.level0_slowdown_writes_trigger,
+            )
+            .field(
+                "level0_stop_writes_trigger",
+                &self.level0_stop_writes_trigger,
+            )
+            .field("max_bytes_for_level_base", &self.max_bytes_for_level_base)
+            .field(
+                "max_bytes_for_level_multiplier",
+                &self.max_bytes_for_level_multiplier,
+            )
+            .field("target_file_size", &self.target_file_size)
+            .field(
+                "merge_operator",
+                &self.merge_operator.as_ref().map(|m| m.name().to_string()),
+            )
+            .field("compaction_filter", &self.compaction_filter.is_some())
+            .field("ttl", &self.ttl)
+            .finish()
+    }
+}
+
+/// Equal when every setting is, operators compared by name (filters by
+/// presence).
+impl PartialEq for ColumnFamilyOptions {
+    fn eq(&self, o: &Self) -> bool {
+        self.encode() == o.encode()
+            && self.compaction_filter.is_some() == o.compaction_filter.is_some()
+    }
 }
 
 impl Default for ColumnFamilyOptions {
@@ -79,6 +142,9 @@ impl Default for ColumnFamilyOptions {
             max_bytes_for_level_base: 256 << 20,
             max_bytes_for_level_multiplier: 10.0,
             target_file_size: 64 << 20,
+            merge_operator: None,
+            compaction_filter: None,
+            ttl: None,
         }
     }
 }
@@ -188,6 +254,12 @@ impl ColumnFamilyOptions {
                 ),
             );
         }
+        if self.ttl.is_some_and(|t| t.as_secs() == 0) {
+            return bad(
+                "ttl",
+                "is under a second; the write time is kept in seconds".into(),
+            );
+        }
         if !(1024..=MAX_TABLE_INPUT_SIZE).contains(&self.target_file_size) {
             return bad(
                 "target_file_size",
@@ -204,6 +276,12 @@ impl ColumnFamilyOptions {
     /// payload`, so a reader skips tags it does not know (see
     /// `docs/format.md`, "Column family options").
     pub(crate) fn encode(&self) -> Vec<u8> {
+        self.encode_recording(self.merge_operator.as_ref().map(|m| m.name()))
+    }
+
+    /// [`encode`](Self::encode), recording `merge_name` as the merge
+    /// operator's name.
+    pub(crate) fn encode_recording(&self, merge_name: Option<&str>) -> Vec<u8> {
         let mut out = Vec::new();
         let mut field = |tag: u32, payload: &[u8]| {
             put_varint32(&mut out, tag);
@@ -233,13 +311,23 @@ impl ColumnFamilyOptions {
         field(12, &num(self.max_bytes_for_level_base));
         field(13, &num(self.max_bytes_for_level_multiplier.to_bits()));
         field(14, &num(self.target_file_size));
+        if let Some(name) = merge_name {
+            field(15, name.as_bytes());
+        }
+        if let Some(ttl) = self.ttl {
+            field(16, &num(ttl.as_secs()));
+        }
         out
     }
 
     /// Decodes [`encode`](Self::encode)'s form; fields it does not hold
-    /// keep their defaults. The error says what is wrong.
-    pub(crate) fn decode(mut src: &[u8]) -> std::result::Result<ColumnFamilyOptions, String> {
+    /// keep their defaults. The merge operator cannot be recorded, only its
+    /// name, returned beside. The error says what is wrong.
+    pub(crate) fn decode(
+        mut src: &[u8],
+    ) -> std::result::Result<(ColumnFamilyOptions, Option<String>), String> {
         let mut o = ColumnFamilyOptions::default();
+        let mut merge_operator = None;
         while !src.is_empty() {
             let (tag, n) = get_varint32(src).ok_or("bad option tag")?;
             let (payload, m) = get_length_prefixed(&src[n..]).ok_or("bad option payload")?;
@@ -272,10 +360,16 @@ impl ColumnFamilyOptions {
                 12 => o.max_bytes_for_level_base = num()?,
                 13 => o.max_bytes_for_level_multiplier = f64::from_bits(num()?),
                 14 => o.target_file_size = num()?,
+                15 => {
+                    let name =
+                        std::str::from_utf8(payload).map_err(|_| "bad merge operator name")?;
+                    merge_operator = Some(name.to_string());
+                }
+                16 => o.ttl = Some(Duration::from_secs(num()?)),
                 _ => {} // a newer version's option: skipped
             }
         }
-        Ok(o)
+        Ok((o, merge_operator))
     }
 }
 
@@ -312,10 +406,10 @@ mod tests {
             ..Default::default()
         };
         let mut enc = o.encode();
-        assert_eq!(ColumnFamilyOptions::decode(&enc).unwrap(), o);
+        assert_eq!(ColumnFamilyOptions::decode(&enc).unwrap().0, o);
         put_varint32(&mut enc, 999);
         put_length_prefixed(&mut enc, b"future");
-        assert_eq!(ColumnFamilyOptions::decode(&enc).unwrap(), o);
+        assert_eq!(ColumnFamilyOptions::decode(&enc).unwrap().0, o);
         for cut in 1..enc.len() - 8 {
             let _ = ColumnFamilyOptions::decode(&enc[..cut]);
         }

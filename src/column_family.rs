@@ -136,6 +136,22 @@ impl ColumnFamily {
         self.write(batch)
     }
 
+    /// Merges `operand` into `key` in this family (see
+    /// [`DB::merge`](crate::DB::merge)).
+    pub fn merge(&self, key: impl AsRef<[u8]>, operand: impl AsRef<[u8]>) -> Result<()> {
+        let mut batch = WriteBatch::new();
+        batch.merge_cf(self, key, operand);
+        self.write(batch)
+    }
+
+    /// Removes every key of this family in `range` (see
+    /// [`DB::delete_range`](crate::DB::delete_range)).
+    pub fn delete_range(&self, range: impl Into<KeyRange>) -> Result<()> {
+        let mut batch = WriteBatch::new();
+        batch.delete_range_cf(self, range);
+        self.write(batch)
+    }
+
     fn write(&self, batch: WriteBatch) -> Result<()> {
         match self.db()? {
             Some((db, _)) => crate::db::write_batch(&db, batch, &WriteOptions::default()),

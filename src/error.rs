@@ -92,6 +92,12 @@ pub enum Error {
         cause: Arc<Error>,
     },
 
+    /// A key's merge operands could not be folded: the family has no merge
+    /// operator, or the operator refused them (returned `None`). The
+    /// operands are kept; the message names the key's family and says why.
+    #[error("merge failed: {0}")]
+    Merge(String),
+
     /// A bug or a panic inside the engine or in code it called (a
     /// user-provided file system, for example). The message says where.
     #[error("internal error: {0}")]
@@ -155,6 +161,7 @@ impl Error {
                 cause: cause.clone(),
             },
             Error::Internal(m) => Error::Internal(m.clone()),
+            Error::Merge(m) => Error::Merge(m.clone()),
         }
     }
 

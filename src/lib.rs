@@ -23,8 +23,11 @@ pub mod internals;
 mod iterator;
 mod memtable;
 mod merge;
+mod operators;
 mod options;
+mod range_del;
 mod table;
+mod ttl;
 mod types;
 mod version;
 mod wal;
@@ -36,6 +39,7 @@ pub use column_family::ColumnFamily;
 pub use db::{DbSnapshot, DbStats, LevelStats, DB};
 pub use error::{Error, Result};
 pub use iterator::{DbIterator, KeyRange, RawIterator};
+pub use operators::{CompactionFilter, FilterDecision, MergeOperator};
 pub use options::{
     Compression, Options, WalRecoveryMode, WriteOptions, DEFAULT_COLUMN_FAMILY, MAX_BATCH_SIZE,
     MAX_KEY_SIZE, MAX_VALUE_SIZE,

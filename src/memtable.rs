@@ -9,15 +9,17 @@
 
 use crate::error::Result;
 use crate::internal_iter::InternalIterator;
+use crate::range_del::{Fragments, RangeTombstone};
 use crate::types::{
     compare_internal_keys, encode_internal_key, parse_internal_key, LookupKey, SeqNo, ValueKind,
 };
 use bytes::Bytes;
 use crossbeam_skiplist::SkipMap;
+use parking_lot::RwLock;
 use std::borrow::Borrow;
 use std::cmp::Ordering;
 use std::ops::Bound;
-use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering as AtomicOrdering};
 use std::sync::Arc;
 
 /// An encoded internal key, ordered as internal keys are.
@@ -77,17 +79,11 @@ pub(crate) struct MemTable {
     size: AtomicUsize,
     /// Number of the log file that holds this memtable's writes.
     log_number: u64,
-}
-
-/// The result of a point lookup in one memtable or table.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Lookup {
-    /// The newest visible entry is a value.
-    Found(Bytes),
-    /// The newest visible entry is a tombstone.
-    Deleted,
-    /// No visible entry for the key.
-    Absent,
+    /// Range tombstones (rare): kept apart from the point entries, with a
+    /// fragmented copy for reads rebuilt after each new one.
+    range_dels: RwLock<Vec<RangeTombstone>>,
+    fragments: RwLock<Option<Arc<Fragments>>>,
+    has_range_dels: AtomicBool,
 }
 
 impl MemTable {
@@ -96,7 +92,45 @@ impl MemTable {
             map: SkipMap::new(),
             size: AtomicUsize::new(0),
             log_number,
+            range_dels: RwLock::new(Vec::new()),
+            fragments: RwLock::new(None),
+            has_range_dels: AtomicBool::new(false),
         }
+    }
+
+    /// Adds a range tombstone. Like `insert`, callers serialise writes.
+    pub(crate) fn insert_range_delete(&self, start: &[u8], end: &[u8], seq: SeqNo) {
+        self.range_dels.write().push(RangeTombstone {
+            start: start.to_vec(),
+            end: end.to_vec(),
+            seq,
+        });
+        *self.fragments.write() = None;
+        self.has_range_dels.store(true, AtomicOrdering::Release);
+        let charge = start.len() + end.len() + 8 + ENTRY_OVERHEAD;
+        self.size.fetch_add(charge, AtomicOrdering::Relaxed);
+    }
+
+    /// The range tombstones, fragmented (empty when there are none).
+    pub(crate) fn fragments(&self) -> Arc<Fragments> {
+        if !self.has_range_dels.load(AtomicOrdering::Acquire) {
+            return Arc::default();
+        }
+        if let Some(f) = &*self.fragments.read() {
+            return f.clone();
+        }
+        let mut cache = self.fragments.write();
+        let built = Arc::new(Fragments::build(self.range_dels.read().iter().cloned()));
+        *cache = Some(built.clone());
+        built
+    }
+
+    /// The newest range tombstone covering `key` at `seq` (0: none).
+    pub(crate) fn max_covering(&self, key: &[u8], seq: SeqNo) -> SeqNo {
+        if !self.has_range_dels.load(AtomicOrdering::Acquire) {
+            return 0;
+        }
+        self.fragments().max_covering(key, seq)
     }
 
     pub(crate) fn log_number(&self) -> u64 {
@@ -115,22 +149,17 @@ impl MemTable {
 
     /// The newest entry for `user_key` with sequence number `<= seq`.
     #[cfg(any(test, feature = "internals"))]
-    pub(crate) fn get(&self, user_key: &[u8], seq: SeqNo) -> Lookup {
+    pub(crate) fn get(&self, user_key: &[u8], seq: SeqNo) -> Option<(SeqNo, ValueKind, Bytes)> {
         self.lookup(&LookupKey::new(user_key, seq))
     }
 
     /// The newest entry for `key`'s user key visible at its sequence number.
-    pub(crate) fn lookup(&self, key: &LookupKey) -> Lookup {
+    pub(crate) fn lookup(&self, key: &LookupKey) -> Option<(SeqNo, ValueKind, Bytes)> {
         let probe = KeyRef::new(key.internal_key());
-        let Some(entry) = self.map.lower_bound(Bound::Included(probe)) else {
-            return Lookup::Absent;
-        };
+        let entry = self.map.lower_bound(Bound::Included(probe))?;
         match parse_internal_key(&entry.key().0) {
-            Some(p) if p.user_key == key.user_key() => match p.kind {
-                ValueKind::Put => Lookup::Found(entry.value().clone()),
-                ValueKind::Delete => Lookup::Deleted,
-            },
-            _ => Lookup::Absent,
+            Some(p) if p.user_key == key.user_key() => Some((p.seq, p.kind, entry.value().clone())),
+            _ => None,
         }
     }
 
@@ -140,7 +169,7 @@ impl MemTable {
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.map.is_empty() && !self.has_range_dels.load(AtomicOrdering::Acquire)
     }
 
     /// A cursor over every entry.
@@ -240,13 +269,26 @@ mod tests {
         m.insert(b"k", 3, ValueKind::Delete, b"");
         m.insert(b"k", 5, ValueKind::Put, b"v5");
         m.insert(b"j", 4, ValueKind::Put, b"j");
-        assert_eq!(m.get(b"k", 0), Lookup::Absent);
-        assert_eq!(m.get(b"k", 1), Lookup::Found(Bytes::from_static(b"v1")));
-        assert_eq!(m.get(b"k", 2), Lookup::Found(Bytes::from_static(b"v1")));
-        assert_eq!(m.get(b"k", 3), Lookup::Deleted);
-        assert_eq!(m.get(b"k", 9), Lookup::Found(Bytes::from_static(b"v5")));
-        assert_eq!(m.get(b"kk", 9), Lookup::Absent);
-        assert_eq!(m.get(b"", 9), Lookup::Absent);
+        let kind = |r: Option<(SeqNo, ValueKind, Bytes)>| r.map(|(s, k, v)| (s, k, v.to_vec()));
+        assert_eq!(kind(m.get(b"k", 0)), None);
+        assert_eq!(
+            kind(m.get(b"k", 1)),
+            Some((1, ValueKind::Put, b"v1".to_vec()))
+        );
+        assert_eq!(
+            kind(m.get(b"k", 2)),
+            Some((1, ValueKind::Put, b"v1".to_vec()))
+        );
+        assert_eq!(
+            kind(m.get(b"k", 3)),
+            Some((3, ValueKind::Delete, Vec::new()))
+        );
+        assert_eq!(
+            kind(m.get(b"k", 9)),
+            Some((5, ValueKind::Put, b"v5".to_vec()))
+        );
+        assert_eq!(kind(m.get(b"kk", 9)), None);
+        assert_eq!(kind(m.get(b"", 9)), None);
         assert!(m.approximate_size() > 0);
     }
 

@@ -3,9 +3,11 @@
 use crate::cf_options::ColumnFamilyOptions;
 use crate::error::{Error, Result};
 use crate::fs::{FileSystem, OsFileSystem};
+use crate::operators::{CompactionFilter, MergeOperator};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Largest key AiDb accepts, in bytes. Larger keys are rejected with
 /// [`Error::InvalidArgument`].
@@ -126,6 +128,17 @@ pub struct Options {
     /// system's ([`OsFileSystem`]). Tests pass a
     /// [`FaultInjectionFs`](crate::fs::FaultInjectionFs).
     pub fs: Arc<dyn FileSystem>,
+    /// Folds the default family's merge operands (see
+    /// [`MergeOperator`](crate::MergeOperator)); the name is recorded and a
+    /// differently named one is refused at a later open. Default: none.
+    pub merge_operator: Option<Arc<dyn MergeOperator>>,
+    /// Consulted by the default family's compactions (see
+    /// [`CompactionFilter`](crate::CompactionFilter)). Default: none.
+    pub compaction_filter: Option<Arc<dyn CompactionFilter>>,
+    /// The default family's time to live (see
+    /// [`ColumnFamilyOptions::ttl`](crate::ColumnFamilyOptions::ttl)):
+    /// fixed when the database is created. Default: none.
+    pub ttl: Option<Duration>,
     /// Options of column families, by name, for this open: a listed family
     /// that does not exist yet is created with them; one that exists uses
     /// them from now on (and they are recorded, so later opens without
@@ -166,6 +179,9 @@ impl Default for Options {
             paranoid_checks: true,
             wal_recovery_mode: WalRecoveryMode::default(),
             fs: OsFileSystem::shared(),
+            merge_operator: None,
+            compaction_filter: None,
+            ttl: None,
             column_families: HashMap::new(),
             max_total_wal_size: 0,
         }
@@ -210,6 +226,12 @@ impl std::fmt::Debug for Options {
             .field("paranoid_checks", &self.paranoid_checks)
             .field("wal_recovery_mode", &self.wal_recovery_mode)
             .field("fs", &self.fs)
+            .field(
+                "merge_operator",
+                &self.merge_operator.as_ref().map(|m| m.name().to_string()),
+            )
+            .field("compaction_filter", &self.compaction_filter.is_some())
+            .field("ttl", &self.ttl)
             .field("column_families", &self.column_families)
             .field("max_total_wal_size", &self.max_total_wal_size)
             .finish()
@@ -251,6 +273,9 @@ impl Options {
             max_bytes_for_level_base: self.max_bytes_for_level_base,
             max_bytes_for_level_multiplier: self.max_bytes_for_level_multiplier,
             target_file_size: self.target_file_size,
+            merge_operator: self.merge_operator.clone(),
+            compaction_filter: self.compaction_filter.clone(),
+            ttl: self.ttl,
         }
     }
 

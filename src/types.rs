@@ -32,11 +32,15 @@ pub enum ValueKind {
     Delete = 0,
     /// A value.
     Put = 1,
+    /// A merge operand, folded with older entries of the key by the
+    /// family's merge operator when read.
+    Merge = 2,
 }
 
 impl ValueKind {
-    /// The kind that sorts first for a given sequence number when seeking.
-    pub const SEEK: ValueKind = ValueKind::Put;
+    /// The kind that sorts first for a given sequence number when seeking
+    /// (the largest: trailers sort descending).
+    pub const SEEK: ValueKind = ValueKind::Merge;
 }
 
 impl TryFrom<u8> for ValueKind {
@@ -45,6 +49,7 @@ impl TryFrom<u8> for ValueKind {
         match v {
             0 => Ok(ValueKind::Delete),
             1 => Ok(ValueKind::Put),
+            2 => Ok(ValueKind::Merge),
             other => Err(other),
         }
     }

@@ -50,6 +50,15 @@ proptest! {
         run(tiny(Compression::None, 10), &ops)?;
     }
 
+    /// A TTL far longer than any case: every value and operand carries
+    /// its write time through logs, tables and compactions, and reads
+    /// must strip it.
+    #[test]
+    fn db_tiny_with_ttl(ops in ops_strategy(200)) {
+        let ttl = Some(std::time::Duration::from_secs(365 * 24 * 3600));
+        run(Options { ttl, ..tiny(Compression::Lz4, 10) }, &ops)?;
+    }
+
     /// Two levels: every compaction writes the last level, where entries
     /// lose their sequence numbers once no snapshot needs them and files
     /// are rewritten in place when a snapshot that held garbage goes.

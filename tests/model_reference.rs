@@ -20,13 +20,13 @@ proptest! {
 
     #[test]
     fn memory_backend_matches_the_model(ops in ops_strategy(200)) {
-        let mut h = MemoryBackend::new();
+        let mut h = model::reference();
         run_ops(&mut h, &ops).map_err(TestCaseError::fail)?;
     }
 
     #[test]
     fn memory_backend_with_families_matches_the_model(ops in cf_ops_strategy(200)) {
-        let mut h = MemoryBackend::new();
+        let mut h = model::reference();
         run_cf_ops(&mut h, &ops).map_err(TestCaseError::fail)?;
     }
 }
@@ -45,6 +45,10 @@ enum Bug {
     SnapshotNotFrozen,
     /// Reverse iteration skips the last key.
     ReverseSkipsLast,
+    /// `delete_range` deletes its end key too.
+    RangeDeleteTakesTheEnd,
+    /// `merge` puts the operand before the value instead of after it.
+    MergeReversed,
 }
 
 impl StorageBackend for Broken {
@@ -62,6 +66,33 @@ impl StorageBackend for Broken {
     }
     fn write_batch(&self, batch: WriteBatch) -> aidb::Result<()> {
         self.inner.write_batch(batch)
+    }
+    fn merge(&self, key: &[u8], operand: &[u8]) -> aidb::Result<()> {
+        match self.bug {
+            Bug::MergeReversed => {
+                let old = self.inner.get(key)?;
+                let parts = std::iter::once(operand).chain(old.as_deref());
+                self.inner.put(key, &model::concat(None, parts))
+            }
+            _ => self.inner.merge(key, operand),
+        }
+    }
+    fn delete_range(&self, range: KeyRange) -> aidb::Result<()> {
+        match (self.bug, &range.end) {
+            (Bug::RangeDeleteTakesTheEnd, std::ops::Bound::Excluded(end)) => {
+                self.inner.delete_range(range.clone())?;
+                let reaches_end = match &range.start {
+                    std::ops::Bound::Included(s) => s <= end,
+                    std::ops::Bound::Excluded(s) => s < end,
+                    std::ops::Bound::Unbounded => true,
+                };
+                if reaches_end {
+                    self.inner.delete(end)?;
+                }
+                Ok(())
+            }
+            _ => self.inner.delete_range(range),
+        }
     }
     fn snapshot(&self) -> aidb::Result<Box<dyn Snapshot>> {
         match self.bug {
@@ -144,7 +175,7 @@ fn suite_fails_on(bug: Bug) -> bool {
     runner
         .run(&ops_strategy(200), |ops| {
             let mut h = Broken {
-                inner: Arc::new(MemoryBackend::new()),
+                inner: Arc::new(model::reference()),
                 bug,
             };
             run_ops(&mut h, &ops).map_err(TestCaseError::fail)
@@ -168,8 +199,18 @@ fn a_snapshot_that_is_not_frozen_fails_the_suite() {
 }
 
 #[test]
+fn a_range_delete_that_takes_its_end_fails_the_suite() {
+    assert!(suite_fails_on(Bug::RangeDeleteTakesTheEnd));
+}
+
+#[test]
+fn a_merge_in_the_wrong_order_fails_the_suite() {
+    assert!(suite_fails_on(Bug::MergeReversed));
+}
+
+#[test]
 fn scan_through_the_trait_sees_a_range() {
-    let b = MemoryBackend::new();
+    let b = model::reference();
     for k in ["a", "b", "c"] {
         b.put(k.as_bytes(), b"").unwrap();
     }
@@ -330,7 +371,7 @@ fn family_suite_fails_on(bug: CfBug) -> bool {
     runner
         .run(&cf_ops_strategy(200), |ops| {
             let mut h = BrokenFamilies {
-                inner: MemoryBackend::new(),
+                inner: model::reference(),
                 bug,
                 hidden: HashMap::new(),
             };
@@ -365,7 +406,7 @@ fn a_reopen_that_loses_families_fails_the_suite() {
 /// the old data; found by the column-family suite).
 #[test]
 fn memory_snapshots_resolve_handles_among_live_families() {
-    let mem = MemoryBackend::new();
+    let mem = model::reference();
     let snap = mem.snapshot().unwrap();
     let b = mem.create_column_family("b", Default::default()).unwrap();
     b.put("k", "v").unwrap();

@@ -22,7 +22,7 @@ use model::{
     cf_ops_strategy, ops_strategy, run_cf_pair, run_pair, tiny, BatchOp, CfHarness, CfOp,
     DbHarness, Harness, Op,
 };
-use oracle::{OracleCf, OracleSnapshot, RocksDbOracle};
+use oracle::{OracleCf, OracleSnapshot, RocksDbOracle, Write};
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
 use std::path::Path;
@@ -81,9 +81,14 @@ impl CfHarness for RocksDbOracle {
     fn write_cf(&self, ops: &[(Option<&OracleCf>, &BatchOp)]) -> aidb::Result<()> {
         let ops: Vec<_> = ops
             .iter()
-            .map(|(cf, op)| match op {
-                BatchOp::Put(k, v) => (*cf, k.0.as_slice(), Some(v.0.as_slice())),
-                BatchOp::Delete(k) => (*cf, k.0.as_slice(), None),
+            .map(|(cf, op)| {
+                let w = match op {
+                    BatchOp::Put(k, v) => Write::Put(&k.0, &v.0),
+                    BatchOp::Delete(k) => Write::Delete(&k.0),
+                    BatchOp::Merge(k, v) => Write::Merge(&k.0, &v.0),
+                    BatchOp::DeleteRange(a, z) => Write::DeleteRange(&a.0, &z.0),
+                };
+                (*cf, w)
             })
             .collect();
         RocksDbOracle::write_cf(self, &ops)

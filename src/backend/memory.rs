@@ -10,6 +10,7 @@ use crate::cf_options::ColumnFamilyOptions;
 use crate::column_family::{new_uid, ColumnFamily, Target};
 use crate::error::{Error, Result};
 use crate::iterator::RawIterator;
+use crate::operators::MergeOperator;
 use crate::options::{check_family_name, DEFAULT_COLUMN_FAMILY};
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
@@ -18,12 +19,14 @@ use std::sync::Arc;
 
 type Map = BTreeMap<Vec<u8>, Vec<u8>>;
 
-/// One family: its name, the identity of its handles, its pairs.
+/// One family: its name, the identity of its handles, its pairs, and the
+/// merge operator it folds operands with (eagerly, at write time).
 #[derive(Clone)]
 struct MemFamily {
     name: Arc<str>,
     uid: u64,
     map: Arc<Map>,
+    merge: Option<Arc<dyn MergeOperator>>,
 }
 
 /// Every family, by id. Replaced copy-on-write by each change, so a
@@ -58,6 +61,14 @@ pub struct MemoryBackend {
 
 impl Default for MemoryBackend {
     fn default() -> MemoryBackend {
+        MemoryBackend::with_options(ColumnFamilyOptions::default())
+    }
+}
+
+impl MemoryBackend {
+    /// An empty store whose default family uses `options` (of which only
+    /// the merge operator matters here).
+    pub fn with_options(options: ColumnFamilyOptions) -> MemoryBackend {
         let mut families = BTreeMap::new();
         families.insert(
             0,
@@ -65,6 +76,7 @@ impl Default for MemoryBackend {
                 name: DEFAULT_COLUMN_FAMILY.into(),
                 uid: new_uid(),
                 map: Arc::default(),
+                merge: options.merge_operator,
             },
         );
         MemoryBackend {
@@ -76,9 +88,7 @@ impl Default for MemoryBackend {
             }),
         }
     }
-}
 
-impl MemoryBackend {
     /// An empty store with only the default column family.
     pub fn new() -> MemoryBackend {
         MemoryBackend::default()
@@ -93,8 +103,8 @@ impl MemoryBackend {
         )
     }
 
-    /// Creates a column family, as [`DB::create_column_family`] does (the
-    /// options are accepted and ignored).
+    /// Creates a column family, as [`DB::create_column_family`] does (of
+    /// the options, only the merge operator matters here).
     ///
     /// [`DB::create_column_family`]: crate::DB::create_column_family
     pub fn create_column_family(
@@ -117,6 +127,7 @@ impl MemoryBackend {
             name: name.into(),
             uid: new_uid(),
             map: Arc::default(),
+            merge: options.merge_operator,
         };
         let handle = self.handle(id, &family);
         state.families.insert(id, family);
@@ -188,11 +199,14 @@ impl MemoryShared {
                 )));
             }
         }
-        let state = Arc::make_mut(&mut st);
+        // Applied to a copy, so that a merge the operator refuses leaves
+        // the store as it was.
+        let mut state = (**st).clone();
         for (id, op) in batch.iter_cf() {
             let Some(family) = state.families.get_mut(&id) else {
                 return Err(Error::InvalidArgument(format!("no column family id {id}")));
             };
+            let merge = family.merge.clone();
             let map = Arc::make_mut(&mut family.map);
             match op {
                 BatchOp::Put { key, value } => {
@@ -201,8 +215,34 @@ impl MemoryShared {
                 BatchOp::Delete { key } => {
                     map.remove(key);
                 }
+                BatchOp::Merge { key, operand } => {
+                    let Some(merge) = merge else {
+                        return Err(Error::Merge(format!(
+                            "column family {:?} has no merge operator",
+                            family.name
+                        )));
+                    };
+                    let merged = merge
+                        .full_merge(key, map.get(key).map(Vec::as_slice), &[operand])
+                        .ok_or_else(|| {
+                            Error::Merge(format!("{:?} refused an operand", merge.name()))
+                        })?;
+                    map.insert(key.to_vec(), merged);
+                }
+                BatchOp::DeleteRange { start, end } if start < end => {
+                    let doomed: Vec<Vec<u8>> = map
+                        .range::<[u8], _>((Bound::Included(start), Bound::Excluded(end)))
+                        .map(|(k, _)| k.clone())
+                        .collect();
+                    for k in doomed {
+                        map.remove(&k);
+                    }
+                }
+                // An empty or backwards range deletes nothing.
+                BatchOp::DeleteRange { .. } => {}
             }
         }
+        *st = Arc::new(state);
         Ok(())
     }
 

@@ -30,6 +30,18 @@ pub trait StorageBackend: Send + Sync {
     fn delete(&self, key: &[u8]) -> Result<()>;
     /// Applies every operation of `batch` atomically.
     fn write_batch(&self, batch: WriteBatch) -> Result<()>;
+    /// Merges `operand` into `key` with the backend's merge operator.
+    fn merge(&self, key: &[u8], operand: &[u8]) -> Result<()> {
+        let mut batch = WriteBatch::new();
+        batch.merge(key, operand);
+        self.write_batch(batch)
+    }
+    /// Removes every key in `range` (which needs an end).
+    fn delete_range(&self, range: KeyRange) -> Result<()> {
+        let mut batch = WriteBatch::new();
+        batch.delete_range(range);
+        self.write_batch(batch)
+    }
     /// All pairs in ascending key order, as of this call.
     fn iter(&self) -> KvIter {
         Box::new(self.scan(KeyRange::all()))

@@ -187,7 +187,14 @@ fn pick_job(inner: &DbInner, st: &mut BgState) -> Pick {
                 st.compacting = true;
                 return Pick::Run(Job::Compact);
             }
-            Pick::Idle
+            match inner.next_ttl_expiry() {
+                // Wake when a table's data expires, to compact it away.
+                Some(at) if !st.compacting => {
+                    let wait = at.saturating_sub(crate::ttl::now()).clamp(1, 3600);
+                    Pick::WaitUntil(Instant::now() + Duration::from_secs(wait))
+                }
+                _ => Pick::Idle,
+            }
         }
     }
 }

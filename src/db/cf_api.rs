@@ -81,6 +81,9 @@ pub(crate) fn create_family(
         .find(|(i, _)| *i == id)
         .map(|(_, v)| v)
         .ok_or_else(|| Error::Internal("a created family has no version".into()))?;
+    if options.ttl.is_some() {
+        inner.ttl_in_use.store(true, Ordering::Relaxed);
+    }
     let family = Arc::new(Family::new(
         id,
         name.into(),
@@ -146,7 +149,7 @@ pub(crate) fn get_cf(inner: &Arc<DbInner>, family: &Family, key: &[u8]) -> Resul
     inner.check_open()?;
     check_live(family)?;
     let (seq, view) = family.current_view(&inner.visible_seq);
-    read::get(inner, &view, key, seq)
+    read::get(inner, family, &view, key, seq)
 }
 
 pub(crate) fn raw_iterator_cf(inner: &Arc<DbInner>, family: &Family) -> Box<dyn RawIterator> {
@@ -154,7 +157,7 @@ pub(crate) fn raw_iterator_cf(inner: &Arc<DbInner>, family: &Family) -> Box<dyn 
         return Box::new(read::FailedIterator(e));
     }
     let (seq, view) = family.current_view(&inner.visible_seq);
-    Box::new(read::DbRawIterator::new(inner, view, seq))
+    Box::new(read::DbRawIterator::new(inner, family, view, seq))
 }
 
 /// Writes the family's memtables to table files and waits for the ones

@@ -21,25 +21,19 @@
 
 use super::family::Family;
 use super::filenames::table_path;
-use super::flush::{build_options, failure_of};
+use super::flush::failure_of;
+use super::rewrite::{self, Rules};
 use super::stats::level_targets;
 use super::DbInner;
 use crate::cf_options::ColumnFamilyOptions;
 use crate::error::{IoContext, Result};
-use crate::internal_iter::InternalIterator;
 use crate::iterator::KeyRange;
-use crate::merge::MergingIterator;
-use crate::table::TableBuilder;
-use crate::types::{encode_internal_key, parse_internal_key, SeqNo, ValueKind};
-use crate::version::{FamilyEdit, FileMeta, LiveFile, Version};
+use crate::ttl;
+use crate::types::SeqNo;
+use crate::version::{FamilyEdit, LiveFile, Version};
 use std::ops::Bound;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-
-/// A compaction output is also cut when it would overlap more than this
-/// many target file sizes of the level below the output, so that the
-/// compaction that later pushes it down stays small.
-const MAX_GRANDPARENT_OVERLAP_FILES: u64 = 10;
 
 /// What one compaction reads and where it writes.
 pub(crate) struct Compaction {
@@ -72,29 +66,90 @@ pub(crate) fn most_urgent(opts: &ColumnFamilyOptions, version: &Version) -> Opti
 
 /// Last-level files that may hold entries no reader can see any more:
 /// written with sequence numbers kept for a snapshot (so not all zero), all
-/// of which are now older than the oldest snapshot.
+/// of which are now older than the oldest snapshot. `settled` lists files
+/// a rewrite in place could not clear (merge operands no operator folds):
+/// rewriting them again would change nothing.
 pub(crate) fn bottom_garbage(
-    opts: &ColumnFamilyOptions,
+    family: &Family,
     version: &Version,
     oldest_visible: SeqNo,
 ) -> Option<Arc<LiveFile>> {
-    version.levels[opts.num_levels - 1]
+    let settled = family.settled_bottom.lock();
+    version.levels[family.opts.num_levels - 1]
         .iter()
-        .find(|f| f.meta.largest_seq > 0 && f.meta.largest_seq <= oldest_visible)
+        .find(|f| {
+            f.meta.largest_seq > 0
+                && f.meta.largest_seq <= oldest_visible
+                && !settled.contains(&f.meta.number)
+        })
         .cloned()
 }
 
-/// Chooses the next compaction. `cursor` is where the previous compaction
+/// The first file (from the top) whose data has all outlived the family's
+/// TTL: it was written more than the TTL before `now`. Compacting it drops
+/// that data, even in ranges no write reaches any more.
+pub(crate) fn ttl_expired(
+    opts: &ColumnFamilyOptions,
+    version: &Version,
+    now: u64,
+) -> Option<(usize, Arc<LiveFile>)> {
+    let ttl = opts.ttl?.as_secs();
+    version
+        .levels
+        .iter()
+        .enumerate()
+        .find_map(|(level, files)| {
+            files
+                .iter()
+                .find(|f| f.meta.creation_time > 0 && ttl::expired(f.meta.creation_time, ttl, now))
+                .map(|f| (level, f.clone()))
+        })
+}
+
+/// When the next file of the family will have outlived its TTL, in seconds
+/// since the Unix epoch, if it has a TTL and files.
+pub(crate) fn next_ttl_expiry(opts: &ColumnFamilyOptions, version: &Version) -> Option<u64> {
+    let ttl = opts.ttl?.as_secs();
+    version
+        .levels
+        .iter()
+        .flatten()
+        .filter(|f| f.meta.creation_time > 0)
+        .map(|f| f.meta.creation_time.saturating_add(ttl).saturating_add(1))
+        .min()
+}
+
+/// Whether the family needs a compaction.
+pub(crate) fn wanted(family: &Family, version: &Version, oldest_visible: SeqNo, now: u64) -> bool {
+    most_urgent(&family.opts, version).is_some()
+        || bottom_garbage(family, version, oldest_visible).is_some()
+        || ttl_expired(&family.opts, version, now).is_some()
+}
+
+/// Chooses the next compaction of `family`, and whether its input may move
+/// down without being rewritten. `cursor` is where the previous compaction
 /// of each level stopped (round-robin through the key space).
 pub(crate) fn pick(
-    opts: &ColumnFamilyOptions,
+    family: &Family,
     version: &Version,
     cursors: &[Vec<u8>],
     oldest_visible: SeqNo,
-) -> Option<Compaction> {
+    now: u64,
+) -> Option<(Compaction, bool)> {
+    let opts = &family.opts;
+    let last = opts.num_levels - 1;
     let Some((level, _)) = most_urgent(opts, version) else {
-        let file = bottom_garbage(opts, version, oldest_visible)?;
-        return Some(in_place(opts.num_levels - 1, vec![file]));
+        if let Some(file) = bottom_garbage(family, version, oldest_visible) {
+            return Some((in_place(last, vec![file]), false));
+        }
+        // Expired data must be rewritten (dropped), not moved.
+        let (level, file) = ttl_expired(opts, version, now)?;
+        let c = match level {
+            0 => with_next_level(version, 0, version.levels[0].clone()),
+            l if l == last => in_place(last, vec![file]),
+            l => with_next_level(version, l, vec![file]),
+        };
+        return Some((c, false));
     };
     let files = &version.levels[level];
     let inputs: Vec<Arc<LiveFile>> = if level == 0 {
@@ -109,7 +164,7 @@ pub(crate) fn pick(
             .or_else(|| files.first())?;
         vec![f.clone()]
     };
-    Some(with_next_level(version, level, inputs))
+    Some((with_next_level(version, level, inputs), true))
 }
 
 fn with_next_level(version: &Version, level: usize, inputs: Vec<Arc<LiveFile>>) -> Compaction {
@@ -158,10 +213,12 @@ fn overlapping(files: &[Arc<LiveFile>], lo: &[u8], hi: &[u8]) -> Vec<Arc<LiveFil
 
 /// Runs the most urgent compaction of any family, if one is needed: the
 /// family whose level is furthest over its target, else one with
-/// last-level garbage. Returns whether it did anything.
+/// last-level garbage or data past its TTL. Returns whether it did
+/// anything.
 pub(crate) fn run_one(inner: &DbInner) -> Result<bool> {
     let _running = inner.compaction_lock.lock();
     let oldest = oldest_visible(inner);
+    let now = ttl::now();
     let families = inner.family_list();
     let scored = families
         .iter()
@@ -174,7 +231,7 @@ pub(crate) fn run_one(inner: &DbInner) -> Result<bool> {
     let family = scored.or_else(|| {
         families.iter().find(|f| {
             let version = f.view.read().version.clone();
-            bottom_garbage(&f.opts, &version, oldest).is_some()
+            wanted(f, &version, oldest, now)
         })
     });
     let Some(family) = family else {
@@ -182,7 +239,7 @@ pub(crate) fn run_one(inner: &DbInner) -> Result<bool> {
     };
     let version = family.view.read().version.clone();
     let cursors = family.compaction_cursors.lock().clone();
-    let Some(c) = pick(&family.opts, &version, &cursors, oldest) else {
+    let Some((c, allow_move)) = pick(family, &version, &cursors, oldest, now) else {
         return Ok(false);
     };
     if c.level > 0 && c.out_level > c.level {
@@ -192,7 +249,7 @@ pub(crate) fn run_one(inner: &DbInner) -> Result<bool> {
             cursors[c.level] = f.largest_user_key().to_vec();
         }
     }
-    execute(inner, family, &version, c, true)?;
+    execute(inner, family, &version, c, allow_move)?;
     Ok(true)
 }
 
@@ -272,6 +329,16 @@ pub(crate) fn oldest_visible(inner: &DbInner) -> SeqNo {
     snaps.keys().next().copied().unwrap_or(visible).min(visible)
 }
 
+/// The rules a compaction starting now follows.
+fn rules_now(inner: &DbInner, family: &Family) -> Rules {
+    let newest_snapshot = inner.snapshots.lock().keys().next_back().copied();
+    Rules {
+        oldest: oldest_visible(inner),
+        newest_snapshot,
+        ttl: family.opts.ttl.map(|t| (t.as_secs(), ttl::now())),
+    }
+}
+
 /// Runs compaction `c`. A file that overlaps nothing in the next level is
 /// moved rather than rewritten when `allow_move` is set.
 fn execute(
@@ -297,9 +364,9 @@ fn execute(
         family.stats.trivial_moves.fetch_add(1, Ordering::Relaxed);
     } else {
         let mut created = Vec::new();
-        let oldest = oldest_visible(inner);
-        let merged =
-            merge_files(inner, family, version, &c, oldest, &mut created).and_then(|outputs| {
+        let rules = rules_now(inner, family);
+        let merged = rewrite::merge_files(inner, family, version, &c, &rules, &mut created)
+            .and_then(|outputs| {
                 inner
                     .fs
                     .sync_dir(&inner.dir)
@@ -329,6 +396,18 @@ fn execute(
             .compaction_bytes_written
             .fetch_add(written, Ordering::Relaxed);
         created = outputs.iter().map(|m| m.number).collect();
+        if out_level == c.level {
+            // A rewrite in place keeps sequence numbers only for what it
+            // cannot fold; a file all of whose entries every reader sees
+            // would come out the same if rewritten again.
+            let mut settled = family.settled_bottom.lock();
+            settled.extend(
+                outputs
+                    .iter()
+                    .filter(|m| m.largest_seq > 0 && m.largest_seq <= rules.oldest)
+                    .map(|m| m.number),
+            );
+        }
         edit.new_files
             .extend(outputs.into_iter().map(|m| (out_level as u32, m)));
         if !inner.install(family, edit, None)? {
@@ -345,163 +424,4 @@ fn execute(
         family.stats.compactions.fetch_add(1, Ordering::Relaxed);
     }
     Ok(())
-}
-
-/// Whether some level below `out_level` may hold an older entry for `key`
-/// (then a tombstone for it must be kept).
-fn deeper_levels_may_hold(version: &Version, out_level: usize, key: &[u8]) -> bool {
-    (out_level + 1..version.levels.len()).any(|l| version.files_for_key(l, key).next().is_some())
-}
-
-/// Merges the inputs into new files for the output level, dropping entries
-/// no reader can see.
-/// The number of every output file started is pushed to `created`, so the
-/// caller can remove them when the compaction fails.
-fn merge_files(
-    inner: &DbInner,
-    family: &Family,
-    version: &Version,
-    c: &Compaction,
-    oldest_visible: SeqNo,
-    created: &mut Vec<u64>,
-) -> Result<Vec<FileMeta>> {
-    let out_level = c.out_level;
-    // In the last level, an entry every reader sees (no older version of
-    // it survives) needs no sequence number: 0 marks it garbage-free.
-    let zero_seqs = out_level == family.opts.num_levels - 1;
-    let mut zeroed = Vec::new();
-    let mut children: Vec<Box<dyn InternalIterator>> = Vec::new();
-    for f in c.inputs.iter().chain(&c.next) {
-        children.push(Box::new(inner.table_cache.get(&f.meta)?.iter()));
-    }
-    let mut iter = MergingIterator::new(children);
-    iter.seek_to_first();
-
-    let grandparents: &[Arc<LiveFile>] = version
-        .levels
-        .get(out_level + 1)
-        .map(Vec::as_slice)
-        .unwrap_or(&[]);
-    let max_overlap = MAX_GRANDPARENT_OVERLAP_FILES * family.opts.target_file_size;
-
-    let mut outputs = Vec::new();
-    let mut out: Option<Output> = None;
-    let mut current_key: Vec<u8> = Vec::new();
-    let mut has_current = false;
-    let mut newer_seq: SeqNo = SeqNo::MAX;
-    let mut grandparent_idx = 0;
-    let mut overlapped: u64 = 0;
-    while iter.valid() {
-        let key = iter.key();
-        let Some(p) = parse_internal_key(key) else {
-            return Err(crate::Error::corruption(
-                &inner.dir,
-                0,
-                "compaction input holds a malformed internal key",
-            ));
-        };
-        let new_user_key = !has_current || p.user_key != current_key.as_slice();
-        if new_user_key {
-            // Cut the output here if it is big enough or overlaps too much
-            // of the level below; only between user keys, so that files of
-            // one level never share a user key.
-            while grandparent_idx < grandparents.len()
-                && grandparents[grandparent_idx].largest_user_key() < p.user_key
-            {
-                if out.is_some() {
-                    overlapped += grandparents[grandparent_idx].meta.size;
-                }
-                grandparent_idx += 1;
-            }
-            if let Some(o) = &out {
-                if o.builder.estimated_size() >= family.opts.target_file_size
-                    || overlapped > max_overlap
-                {
-                    if let Some(o) = out.take() {
-                        outputs.push(o.finish()?);
-                    }
-                    overlapped = 0;
-                }
-            }
-            current_key.clear();
-            current_key.extend_from_slice(p.user_key);
-            has_current = true;
-            newer_seq = SeqNo::MAX;
-        }
-        let hidden = newer_seq <= oldest_visible;
-        let dead_tombstone = p.kind == ValueKind::Delete
-            && p.seq <= oldest_visible
-            && !deeper_levels_may_hold(version, out_level, p.user_key);
-        newer_seq = p.seq;
-        if !hidden && !dead_tombstone {
-            if out.is_none() {
-                let number = inner.new_file_number();
-                created.push(number);
-                out = Some(Output::start(inner, family, out_level, number)?);
-            }
-            if let Some(o) = out.as_mut() {
-                if zero_seqs && p.seq <= oldest_visible && p.seq > 0 {
-                    zeroed.clear();
-                    encode_internal_key(&mut zeroed, p.user_key, 0, p.kind);
-                    o.add(&zeroed, iter.value())?;
-                } else {
-                    o.add(key, iter.value())?;
-                }
-            }
-        }
-        iter.next();
-    }
-    iter.status()?;
-    if let Some(o) = out {
-        outputs.push(o.finish()?);
-    }
-    Ok(outputs)
-}
-
-/// One output table being written.
-struct Output {
-    builder: TableBuilder,
-    meta: FileMeta,
-}
-
-impl Output {
-    fn start(inner: &DbInner, family: &Family, level: usize, number: u64) -> Result<Output> {
-        let path = table_path(&inner.dir, number);
-        let file = inner.fs.create(&path).ctx(&path)?;
-        Ok(Output {
-            builder: TableBuilder::new(file, path, build_options(&family.opts, level)),
-            meta: FileMeta {
-                number,
-                size: 0,
-                smallest: Vec::new(),
-                largest: Vec::new(),
-                smallest_seq: SeqNo::MAX,
-                largest_seq: 0,
-                unique_id: 0,
-                file_crc: 0,
-            },
-        })
-    }
-
-    fn add(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
-        if self.meta.smallest.is_empty() {
-            self.meta.smallest = key.to_vec();
-        }
-        if let Some(p) = parse_internal_key(key) {
-            self.meta.smallest_seq = self.meta.smallest_seq.min(p.seq);
-            self.meta.largest_seq = self.meta.largest_seq.max(p.seq);
-        }
-        self.meta.largest.clear();
-        self.meta.largest.extend_from_slice(key);
-        self.builder.add(key, value)
-    }
-
-    fn finish(self) -> Result<FileMeta> {
-        let props = self.builder.finish()?;
-        let mut meta = self.meta;
-        meta.size = props.file_size;
-        meta.unique_id = props.unique_id;
-        meta.file_crc = props.file_crc;
-        Ok(meta)
-    }
 }

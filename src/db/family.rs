@@ -10,7 +10,7 @@ use crate::memtable::MemTable;
 use crate::types::SeqNo;
 use crate::version::Version;
 use parking_lot::{Mutex, RwLock};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -53,6 +53,9 @@ pub(crate) struct Family {
     pub(crate) stats: FamilyStats,
     /// Set once the family is dropped: its handles fail from then on.
     pub(crate) dropped: AtomicBool,
+    /// Last-level files a rewrite in place left with sequence numbers that
+    /// no reader needs (see `compaction::bottom_garbage`).
+    pub(crate) settled_bottom: Mutex<HashSet<u64>>,
 }
 
 impl Family {
@@ -76,6 +79,7 @@ impl Family {
             compaction_cursors: Mutex::new(Vec::new()),
             stats: FamilyStats::default(),
             dropped: AtomicBool::new(false),
+            settled_bottom: Mutex::new(HashSet::new()),
         }
     }
 

@@ -9,8 +9,8 @@ use crate::error::{IoContext, Result};
 use crate::fs::FileSystem;
 use crate::internal_iter::InternalIterator;
 use crate::memtable::MemTable;
+use crate::range_del::Fragments;
 use crate::table::{TableBuildOptions, TableBuilder};
-use crate::types::parse_internal_key;
 use crate::version::{FamilyEdit, FileMeta};
 use std::path::Path;
 use std::sync::atomic::Ordering;
@@ -26,7 +26,7 @@ pub(crate) fn build_options(o: &ColumnFamilyOptions, level: usize) -> TableBuild
     }
 }
 
-/// Writes every entry of `iter` (positioned by the caller's first seek) to
+/// Writes every entry of `iter` and the range tombstones `range_dels` to
 /// table `number`, synced. Returns `None` when there was nothing to write.
 /// The directory is not synced: the caller does it once for all outputs.
 pub(crate) fn write_table(
@@ -34,43 +34,32 @@ pub(crate) fn write_table(
     dir: &Path,
     opts: &ColumnFamilyOptions,
     iter: &mut dyn InternalIterator,
+    range_dels: &Fragments,
     number: u64,
     level: usize,
 ) -> Result<Option<FileMeta>> {
     iter.seek_to_first();
     if !iter.valid() {
         iter.status()?;
-        return Ok(None);
+        if range_dels.is_empty() {
+            return Ok(None);
+        }
     }
     let path = table_path(dir, number);
     let file = fs.create(&path).ctx(&path)?;
     let mut builder = TableBuilder::new(file, path.clone(), build_options(opts, level));
-    let mut meta = FileMeta {
-        number,
-        size: 0,
-        smallest: iter.key().to_vec(),
-        largest: Vec::new(),
-        smallest_seq: u64::MAX,
-        largest_seq: 0,
-        unique_id: 0,
-        file_crc: 0,
-    };
+    let mut meta = FileMeta::new(number);
     while iter.valid() {
         let key = iter.key();
-        if let Some(p) = parse_internal_key(key) {
-            meta.smallest_seq = meta.smallest_seq.min(p.seq);
-            meta.largest_seq = meta.largest_seq.max(p.seq);
-        }
+        meta.extend(key);
         builder.add(key, iter.value())?;
-        meta.largest.clear();
-        meta.largest.extend_from_slice(key);
         iter.next();
     }
     iter.status()?;
+    meta.add_range_deletions(range_dels);
+    builder.set_range_deletions(range_dels.clone());
     let props = builder.finish()?;
-    meta.size = props.file_size;
-    meta.unique_id = props.unique_id;
-    meta.file_crc = props.file_crc;
+    meta.finish(&props);
     Ok(Some(meta))
 }
 
@@ -87,6 +76,7 @@ pub(crate) fn flush_oldest(inner: &DbInner, family: &Family) -> Result<bool> {
         &inner.dir,
         &family.opts,
         &mut imm.iter(),
+        &imm.fragments(),
         number,
         0,
     )

@@ -7,6 +7,7 @@
 mod background;
 mod cf_api;
 mod compaction;
+mod db_iter;
 mod family;
 mod filenames;
 mod flush;
@@ -15,6 +16,8 @@ mod level_iter;
 mod open;
 mod read;
 mod replay;
+mod resolve;
+mod rewrite;
 mod stats;
 mod table_cache;
 mod verify;
@@ -85,6 +88,8 @@ pub(crate) struct DbInner {
     /// The failure that stopped writes, if any (see `health`).
     stopped: Mutex<Option<health::Stopped>>,
     closed: AtomicBool,
+    /// Whether some family has a TTL (then writes stamp their values).
+    pub(crate) ttl_in_use: AtomicBool,
 }
 
 impl DbInner {
@@ -187,14 +192,28 @@ impl DbInner {
     }
 
     /// Whether some family's level is over its size or file-count target,
-    /// or its last level holds garbage no snapshot needs any more.
+    /// its last level holds garbage no snapshot needs any more, or a file
+    /// holds only data past the family's TTL.
     pub(crate) fn compaction_wanted(&self) -> bool {
         let oldest = compaction::oldest_visible(self);
+        let now = crate::ttl::now();
         self.family_list().iter().any(|f| {
             let version = f.view.read().version.clone();
-            compaction::most_urgent(&f.opts, &version).is_some()
-                || compaction::bottom_garbage(&f.opts, &version, oldest).is_some()
+            compaction::wanted(f, &version, oldest, now)
         })
+    }
+
+    /// When the next table of a family with a TTL will have outlived it
+    /// (seconds since the Unix epoch), so that an idle background wakes to
+    /// compact it.
+    pub(crate) fn next_ttl_expiry(&self) -> Option<u64> {
+        if !self.ttl_in_use.load(Ordering::Relaxed) {
+            return None;
+        }
+        self.family_list()
+            .iter()
+            .filter_map(|f| compaction::next_ttl_expiry(&f.opts, &f.view.read().version))
+            .min()
     }
 
     /// Whether some family has a frozen memtable waiting for flush.
@@ -333,6 +352,57 @@ impl DB {
         self.write(batch)
     }
 
+    /// Merges `operand` into `key`: reads fold it into the value before it
+    /// with the family's [`MergeOperator`](crate::MergeOperator).
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # struct Add;
+    /// # impl aidb::MergeOperator for Add {
+    /// #     fn name(&self) -> &str { "add" }
+    /// #     fn full_merge(&self, _: &[u8], base: Option<&[u8]>, ops: &[&[u8]]) -> Option<Vec<u8>> {
+    /// #         let n = |b: &[u8]| u64::from_le_bytes(b.try_into().unwrap_or([0; 8]));
+    /// #         let total = base.map_or(0, n) + ops.iter().map(|o| n(o)).sum::<u64>();
+    /// #         Some(total.to_le_bytes().to_vec())
+    /// #     }
+    /// # }
+    /// # fn main() -> aidb::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let options = aidb::Options {
+    ///     merge_operator: Some(Arc::new(Add)),
+    ///     ..aidb::Options::new(dir.path())
+    /// };
+    /// let db = aidb::DB::open_with(options)?;
+    /// db.merge("visits", 1u64.to_le_bytes())?;
+    /// db.merge("visits", 2u64.to_le_bytes())?;
+    /// assert_eq!(db.get("visits")?, Some(3u64.to_le_bytes().to_vec()));
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`put`](Self::put). Reading a key whose operands the operator
+    /// refuses, or with no operator set, fails with [`Error::Merge`].
+    pub fn merge(&self, key: impl AsRef<[u8]>, operand: impl AsRef<[u8]>) -> Result<()> {
+        let mut batch = WriteBatch::new();
+        batch.merge(key, operand);
+        self.write(batch)
+    }
+
+    /// Removes every key in `range` (`"a".."m"`; the end is needed and not
+    /// included), with one entry whatever the number of keys. Reads,
+    /// iterators and snapshots taken after it no longer see the keys;
+    /// compaction reclaims their space.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a range without an end; otherwise as
+    /// [`put`](Self::put).
+    pub fn delete_range(&self, range: impl Into<KeyRange>) -> Result<()> {
+        let mut batch = WriteBatch::new();
+        batch.delete_range(range);
+        self.write(batch)
+    }
+
     /// Applies `batch` atomically with default [`WriteOptions`].
     pub fn write(&self, batch: WriteBatch) -> Result<()> {
         self.write_opt(batch, &WriteOptions::default())
@@ -359,7 +429,7 @@ impl DB {
     pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Vec<u8>>> {
         self.inner.check_open()?;
         let (seq, view) = self.inner.default.current_view(&self.inner.visible_seq);
-        read::get(&self.inner, &view, key.as_ref(), seq)
+        read::get(&self.inner, &self.inner.default, &view, key.as_ref(), seq)
     }
 
     /// Every pair in ascending key order, as of this call; `.rev()` for

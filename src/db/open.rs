@@ -225,7 +225,7 @@ pub(crate) fn open(opts: Options) -> Result<Arc<DbInner>> {
             version.sort();
             let entry = FamilyVersions {
                 name: f.name.clone(),
-                options: f.opts.encode(),
+                options: f.opts.encode_recording(f.merge_name.as_deref()),
                 current: Arc::new(version),
                 log_number,
             };
@@ -268,6 +268,7 @@ pub(crate) fn open(opts: Options) -> Result<Arc<DbInner>> {
         .get(&0)
         .cloned()
         .ok_or_else(|| Error::Internal("the default column family is missing".into()))?;
+    let ttl_in_use = open_families.values().any(|f| f.opts.ttl.is_some());
     let inner = Arc::new(DbInner {
         dir: dir.clone(),
         fs: fs.clone(),
@@ -293,6 +294,7 @@ pub(crate) fn open(opts: Options) -> Result<Arc<DbInner>> {
         snapshots: Mutex::new(BTreeMap::new()),
         stopped: Mutex::new(None),
         closed: AtomicBool::new(false),
+        ttl_in_use: AtomicBool::new(ttl_in_use),
         opts,
     });
     inner
@@ -304,12 +306,53 @@ pub(crate) fn open(opts: Options) -> Result<Arc<DbInner>> {
     Ok(inner)
 }
 
+/// Refuses options that contradict what the family's data was written
+/// with: another merge operator, or a TTL turned on or off (values of a
+/// family with a TTL carry their write time).
+fn check_recorded(
+    name: &str,
+    given: &ColumnFamilyOptions,
+    recorded: &ColumnFamilyOptions,
+    recorded_merge: Option<&str>,
+) -> Result<()> {
+    if let (Some(m), Some(r)) = (&given.merge_operator, recorded_merge) {
+        if m.name() != r {
+            return Err(Error::InvalidArgument(format!(
+                "column family {name:?} was written with merge operator {r:?}, \
+                 not {:?}",
+                m.name()
+            )));
+        }
+    }
+    if given.ttl.is_some() != recorded.ttl.is_some() {
+        return Err(Error::InvalidArgument(format!(
+            "column family {name:?} was created {} a TTL: it cannot be turned {} \
+             (its values are stored {} their write time)",
+            if recorded.ttl.is_some() {
+                "with"
+            } else {
+                "without"
+            },
+            if recorded.ttl.is_some() { "off" } else { "on" },
+            if recorded.ttl.is_some() {
+                "with"
+            } else {
+                "without"
+            },
+        )));
+    }
+    Ok(())
+}
+
 /// A family as the open sees it: the MANIFEST's record, with the options it
 /// is opened with.
 struct OpeningFamily {
     id: u32,
     name: String,
     opts: ColumnFamilyOptions,
+    /// The merge operator's name to record (the given operator's, or the
+    /// one recorded before).
+    merge_name: Option<String>,
     levels: Vec<Vec<FileMeta>>,
     log_number: Option<u64>,
     /// Created by this open (listed in `Options::column_families` but not in
@@ -328,21 +371,31 @@ fn opening_families(
 ) -> Result<Vec<OpeningFamily>> {
     let mut out = Vec::new();
     for (id, f) in recorded {
-        let family_opts = if id == 0 {
-            opts.default_family_options()
-        } else if let Some(o) = opts.column_families.get(&f.name) {
-            o.clone()
+        let recorded_opts = match &f.options {
+            Some(encoded) => Some(ColumnFamilyOptions::decode(encoded).map_err(|reason| {
+                Error::InvalidArgument(format!(
+                    "recorded options of column family {:?} cannot be read ({reason}); \
+                     pass them in Options::column_families",
+                    f.name
+                ))
+            })?),
+            None => None,
+        };
+        let given = if id == 0 {
+            Some(opts.default_family_options())
         } else {
-            match &f.options {
-                Some(encoded) => ColumnFamilyOptions::decode(encoded).map_err(|reason| {
-                    Error::InvalidArgument(format!(
-                        "recorded options of column family {:?} cannot be read ({reason}); \
-                         pass them in Options::column_families",
-                        f.name
-                    ))
-                })?,
-                None => ColumnFamilyOptions::default(),
+            opts.column_families.get(&f.name).cloned()
+        };
+        let recorded_merge = recorded_opts.as_ref().and_then(|(_, m)| m.clone());
+        let family_opts = match (given, recorded_opts) {
+            (Some(given), recorded) => {
+                if let Some((r, _)) = &recorded {
+                    check_recorded(&f.name, &given, r, recorded_merge.as_deref())?;
+                }
+                given
             }
+            (None, Some((r, _))) => r,
+            (None, None) => ColumnFamilyOptions::default(),
         };
         let mut levels = f.levels;
         if levels.len() > family_opts.num_levels {
@@ -354,10 +407,18 @@ fn opening_families(
             }
         }
         levels.resize(family_opts.num_levels, Vec::new());
+        // A name recorded for operands already written stays recorded even
+        // when this open gives no operator.
+        let merge_name = family_opts
+            .merge_operator
+            .as_ref()
+            .map(|m| m.name().to_string())
+            .or(recorded_merge);
         out.push(OpeningFamily {
             id,
             name: f.name,
             opts: family_opts,
+            merge_name,
             levels,
             log_number: f.log_number,
             created: false,
@@ -378,6 +439,7 @@ fn opening_families(
             id: *max_family_id,
             name: name.clone(),
             opts: o.clone(),
+            merge_name: o.merge_operator.as_ref().map(|m| m.name().to_string()),
             levels: vec![Vec::new(); o.num_levels],
             log_number: None,
             created: true,
@@ -398,7 +460,7 @@ fn make_deleter(fs: Arc<dyn FileSystem>, dir: &Path, table_cache: Arc<TableCache
 fn write_identity(fs: &dyn FileSystem, dir: &Path) -> Result<()> {
     let path = dir.join(IDENTITY);
     let mut f = fs.create(&path).ctx(&path)?;
-    f.append(b"AiDb database\nformat 2\n").ctx(&path)?;
+    f.append(b"AiDb database\nformat 3\n").ctx(&path)?;
     f.sync().ctx(&path)?;
     fs.sync_dir(dir).ctx(dir)
 }
@@ -414,7 +476,15 @@ fn flush_recovered(
     if mem.is_empty() {
         return Ok(None);
     }
-    write_table(fs, dir, opts, &mut mem.iter(), new_number(), 0)
+    write_table(
+        fs,
+        dir,
+        opts,
+        &mut mem.iter(),
+        &mem.fragments(),
+        new_number(),
+        0,
+    )
 }
 
 /// Checks that every table no MANIFEST edit names is safe to delete: one

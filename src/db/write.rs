@@ -67,6 +67,13 @@ pub(crate) struct Writer {
 pub(crate) fn write(inner: &DbInner, batch: WriteBatch, sync: bool) -> Result<()> {
     batch.check_limits()?;
     inner.check_writable()?;
+    let batch = if inner.ttl_in_use.load(Ordering::Relaxed) {
+        let families = inner.families.read();
+        let stamped = |id: u32| families.get(&id).is_some_and(|f| f.opts.ttl.is_some());
+        batch.with_write_time(stamped, crate::ttl::now())
+    } else {
+        batch
+    };
     if batch.is_empty() && !sync {
         return Ok(());
     }
@@ -270,6 +277,16 @@ pub(crate) fn apply<'a>(
             BatchOp::Delete { key } => {
                 if let Some(mem) = mem_for(family, key.len()) {
                     mem.insert(key, seq, ValueKind::Delete, b"")
+                }
+            }
+            BatchOp::Merge { key, operand } => {
+                if let Some(mem) = mem_for(family, key.len() + operand.len()) {
+                    mem.insert(key, seq, ValueKind::Merge, operand)
+                }
+            }
+            BatchOp::DeleteRange { start, end } => {
+                if let Some(mem) = mem_for(family, start.len() + end.len()) {
+                    mem.insert_range_delete(start, end, seq)
                 }
             }
         }

@@ -7,6 +7,7 @@ use super::TableProperties;
 use crate::error::{Error, IoContext, Result};
 use crate::fs::WritableFile;
 use crate::options::Compression;
+use crate::range_del::Fragments;
 use crate::types::{parse_internal_key, user_key, ValueKind};
 use std::path::PathBuf;
 
@@ -35,6 +36,8 @@ pub(crate) struct TableBuilder {
     props: TableProperties,
     /// CRC of every byte written, for the MANIFEST's record of the file.
     file_crc: crc32fast::Hasher,
+    /// Range tombstones to store in the range deletions block.
+    range_dels: Fragments,
 }
 
 impl TableBuilder {
@@ -60,7 +63,13 @@ impl TableBuilder {
                 ..TableProperties::default()
             },
             file_crc: crc32fast::Hasher::new(),
+            range_dels: Fragments::default(),
         }
+    }
+
+    /// Sets the range tombstones the table stores (written by `finish`).
+    pub(crate) fn set_range_deletions(&mut self, fragments: Fragments) {
+        self.range_dels = fragments;
     }
 
     fn append(&mut self, data: &[u8]) -> Result<()> {
@@ -166,6 +175,12 @@ impl TableBuilder {
         self.props.creation_time = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
+        let range_deletions = if self.range_dels.is_empty() {
+            BlockHandle::default()
+        } else {
+            let block = self.range_dels.encode();
+            self.write_block(&block, Compression::None)?
+        };
         let props = self.props.encode();
         let properties = self.write_block(&props, Compression::None)?;
         let index_raw = self.index.finish();
@@ -174,7 +189,7 @@ impl TableBuilder {
             index,
             filter,
             properties,
-            range_deletions: BlockHandle::default(),
+            range_deletions,
             unique_id: self.props.unique_id,
             version: super::format::TABLE_FORMAT_VERSION,
         };

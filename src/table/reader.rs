@@ -12,6 +12,7 @@ use crate::counter::StripedCounter;
 use crate::error::{Error, IoContext, Result};
 use crate::fs::RandomAccessFile;
 use crate::internal_iter::InternalIterator;
+use crate::range_del::Fragments;
 use crate::types::{compare_internal_keys, parse_internal_key, SeqNo, ValueKind};
 use bytes::Bytes;
 use std::path::{Path, PathBuf};
@@ -39,6 +40,8 @@ pub(crate) struct Table {
     footer: Footer,
     /// Where the footer starts: blocks end before it.
     footer_at: u64,
+    /// The table's range tombstones (format 2; usually none).
+    range_dels: Fragments,
 }
 
 impl Table {
@@ -96,6 +99,17 @@ impl Table {
             )
         })?;
         props.unique_id = footer.unique_id;
+        let range_dels = if footer.range_deletions.size == 0 {
+            Fragments::default()
+        } else {
+            let raw = read(footer.range_deletions)?;
+            Fragments::decode(&raw).map_err(|r| {
+                corrupt(
+                    footer.range_deletions.offset,
+                    format!("range deletions block: {r}"),
+                )
+            })?
+        };
         if props.data_blocks != handles.len() as u64 {
             return Err(corrupt(
                 footer.properties.offset,
@@ -114,7 +128,22 @@ impl Table {
             bloom_stats,
             footer,
             footer_at,
+            range_dels,
         }))
+    }
+
+    /// The table's range tombstones.
+    pub(crate) fn range_deletions(&self) -> &Fragments {
+        &self.range_dels
+    }
+
+    /// The newest range tombstone in this table covering `key` at `seq`
+    /// (0: none).
+    pub(crate) fn max_covering(&self, key: &[u8], seq: SeqNo) -> SeqNo {
+        if self.range_dels.is_empty() {
+            return 0;
+        }
+        self.range_dels.max_covering(key, seq)
     }
 
     /// (offset, size) of every data block.

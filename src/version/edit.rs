@@ -19,6 +19,7 @@
 //! | 9 | drop family | none |
 //! | 10 | largest family id | varint32: every id up to it was handed out (so a dropped id is never reused) |
 //! | 11 | new file (format 2) | as tag 5, then varint64 unique id and varint32 CRC-32 of the whole file |
+//! | 12 | new file (format 3) | as tag 11, then varint64 range tombstones held and varint64 creation time |
 //! | 0x2001 | clean close | empty length-prefixed string: the database was closed cleanly after the previous edit (written so that the last edit holding data is never the file's final record) |
 //!
 //! Tags with bit 13 set (`>= 0x2000`) are *safe to ignore*: their payload is
@@ -44,6 +45,7 @@ const TAG_ADD_FAMILY: u32 = 8;
 const TAG_DROP_FAMILY: u32 = 9;
 const TAG_MAX_FAMILY: u32 = 10;
 const TAG_NEW_FILE_2: u32 = 11;
+const TAG_NEW_FILE_3: u32 = 12;
 const SAFE_TO_IGNORE: u32 = 1 << 13;
 const TAG_CLEAN_CLOSE: u32 = SAFE_TO_IGNORE | 1;
 
@@ -63,6 +65,87 @@ pub(crate) struct FileMeta {
     pub(crate) unique_id: u64,
     /// CRC-32 of the whole file; 0 when not recorded (format 1).
     pub(crate) file_crc: u32,
+    /// Range tombstones the table holds (fragment sequence numbers), so
+    /// reads open only the tables that have some.
+    pub(crate) range_deletions: u64,
+    /// When the table was written, seconds since the Unix epoch (0 when
+    /// not recorded), for compactions driven by the time to live.
+    pub(crate) creation_time: u64,
+}
+
+impl FileMeta {
+    /// The record of table `number` before anything is added to it.
+    pub(crate) fn new(number: u64) -> FileMeta {
+        FileMeta {
+            number,
+            size: 0,
+            smallest: Vec::new(),
+            largest: Vec::new(),
+            smallest_seq: SeqNo::MAX,
+            largest_seq: 0,
+            unique_id: 0,
+            file_crc: 0,
+            range_deletions: 0,
+            creation_time: 0,
+        }
+    }
+
+    /// Widens the key and sequence ranges to take in `ikey`, which sorts
+    /// after every key added before (point entries are added in order).
+    pub(crate) fn extend(&mut self, ikey: &[u8]) {
+        if self.smallest.is_empty() {
+            self.smallest = ikey.to_vec();
+        }
+        self.largest.clear();
+        self.largest.extend_from_slice(ikey);
+        if let Some(p) = crate::types::parse_internal_key(ikey) {
+            self.smallest_seq = self.smallest_seq.min(p.seq);
+            self.largest_seq = self.largest_seq.max(p.seq);
+        }
+    }
+
+    /// Widens the ranges to take in range tombstones. A tombstone's bounds
+    /// become internal keys with the largest sequence number, which sort
+    /// before every entry of their user key: the table's largest key is
+    /// then a sentinel just below the (exclusive) end, so a table of the
+    /// next level starting at that user key does not overlap it.
+    pub(crate) fn add_range_deletions(&mut self, frags: &crate::range_del::Fragments) {
+        let (Some((start, end)), Some((lo, hi))) = (frags.bounds(), frags.seq_range()) else {
+            return;
+        };
+        let sentinel = |k: &[u8]| {
+            let mut ik = Vec::with_capacity(k.len() + 8);
+            crate::types::encode_internal_key(
+                &mut ik,
+                k,
+                crate::types::MAX_SEQNO,
+                crate::types::ValueKind::SEEK,
+            );
+            ik
+        };
+        let (start, end) = (sentinel(start), sentinel(end));
+        let cmp = crate::types::compare_internal_keys;
+        if self.smallest.is_empty() || cmp(&start, &self.smallest).is_lt() {
+            self.smallest = start;
+        }
+        if self.largest.is_empty() || cmp(&end, &self.largest).is_gt() {
+            self.largest = end;
+        }
+        self.smallest_seq = self.smallest_seq.min(lo);
+        self.largest_seq = self.largest_seq.max(hi);
+        self.range_deletions = frags.len() as u64;
+    }
+
+    /// Fills in what only the finished table knows.
+    pub(crate) fn finish(&mut self, props: &crate::table::TableProperties) {
+        self.size = props.file_size;
+        self.unique_id = props.unique_id;
+        self.file_crc = props.file_crc;
+        self.creation_time = props.creation_time;
+        if self.smallest_seq == SeqNo::MAX {
+            self.smallest_seq = 0;
+        }
+    }
 }
 
 /// The changes of one edit to one column family.
@@ -144,7 +227,7 @@ impl VersionEdit {
                 put_varint64(&mut out, number);
             }
             for (level, m) in &f.new_files {
-                put_varint32(&mut out, TAG_NEW_FILE_2);
+                put_varint32(&mut out, TAG_NEW_FILE_3);
                 put_varint32(&mut out, *level);
                 put_varint64(&mut out, m.number);
                 put_varint64(&mut out, m.size);
@@ -154,6 +237,8 @@ impl VersionEdit {
                 put_varint64(&mut out, m.largest_seq);
                 put_varint64(&mut out, m.unique_id);
                 put_varint32(&mut out, m.file_crc);
+                put_varint64(&mut out, m.range_deletions);
+                put_varint64(&mut out, m.creation_time);
             }
         }
         if self.clean_close {
@@ -209,7 +294,7 @@ impl VersionEdit {
                     let number = r.u64().ok_or("bad deleted-file number")?;
                     family.deleted_files.push((level, number));
                 }
-                TAG_NEW_FILE | TAG_NEW_FILE_2 => {
+                TAG_NEW_FILE | TAG_NEW_FILE_2 | TAG_NEW_FILE_3 => {
                     let level = r.u32().ok_or("bad new-file level")?;
                     let meta = (|| {
                         let mut m = FileMeta {
@@ -221,10 +306,17 @@ impl VersionEdit {
                             largest_seq: r.u64()?,
                             unique_id: 0,
                             file_crc: 0,
+                            range_deletions: 0,
+                            creation_time: 0,
                         };
-                        if tag == TAG_NEW_FILE_2 {
+                        if tag != TAG_NEW_FILE {
                             m.unique_id = r.u64()?;
                             m.file_crc = r.u32()?;
+                        }
+                        // Tables of format 2 hold no range tombstones.
+                        if tag == TAG_NEW_FILE_3 {
+                            m.range_deletions = r.u64()?;
+                            m.creation_time = r.u64()?;
                         }
                         Some(m)
                     })()
@@ -285,6 +377,8 @@ mod tests {
             largest_seq: 99,
             unique_id: 0x1234_5678_9abc,
             file_crc: 77,
+            range_deletions: 3,
+            creation_time: 1_700_000_000,
         }
     }
 

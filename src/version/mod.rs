@@ -47,6 +47,19 @@ impl LiveFile {
     pub(crate) fn largest_user_key(&self) -> &[u8] {
         user_key(&self.meta.largest)
     }
+
+    /// Whether every entry of the file sorts before user key `key`. The
+    /// largest key may be the sentinel of a range tombstone's (exclusive)
+    /// end, with the largest sequence number: the file then holds nothing
+    /// of that user key.
+    pub(crate) fn ends_before(&self, key: &[u8]) -> bool {
+        match self.largest_user_key().cmp(key) {
+            Ordering::Less => true,
+            Ordering::Greater => false,
+            Ordering::Equal => crate::types::parse_internal_key(&self.meta.largest)
+                .is_some_and(|p| p.seq == crate::types::MAX_SEQNO),
+        }
+    }
 }
 
 impl Drop for LiveFile {
@@ -147,13 +160,13 @@ impl Version {
         let candidates = if level == 0 {
             &files[..]
         } else {
-            // Sorted and disjoint: only the first file whose largest key is
-            // >= key can hold it.
-            let idx = files.partition_point(|f| f.largest_user_key().cmp(key) == Ordering::Less);
+            // Sorted and disjoint: only the first file that does not end
+            // before the key can hold it.
+            let idx = files.partition_point(|f| f.ends_before(key));
             &files[idx..(idx + 1).min(files.len())]
         };
         candidates
             .iter()
-            .filter(move |f| f.smallest_user_key() <= key && key <= f.largest_user_key())
+            .filter(move |f| f.smallest_user_key() <= key && !f.ends_before(key))
     }
 }

@@ -331,7 +331,7 @@ impl VersionSet {
             max_family_id = max_family_id.max(f.id);
             if let Some((name, options)) = &f.add {
                 let num_levels = crate::cf_options::ColumnFamilyOptions::decode(options)
-                    .map(|o| o.num_levels)
+                    .map(|(o, _)| o.num_levels)
                     .unwrap_or(7);
                 families.insert(
                     f.id,

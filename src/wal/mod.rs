@@ -37,8 +37,10 @@ pub(crate) const LOG_MAGIC: [u8; 8] = *b"AIDBLOG\0";
 /// Version of the log format, written in every new log and MANIFEST. Bump
 /// on any incompatible change. Version 2 (column families) added record
 /// contents older readers do not know: batch records naming a family, and
-/// family fields in version edits; the framing is unchanged.
-pub(crate) const LOG_FORMAT_VERSION: u32 = 2;
+/// family fields in version edits; the framing is unchanged. Version 3
+/// (range deletes and merges) added batch operations 2 and 3 and the
+/// new-file record tag 12.
+pub(crate) const LOG_FORMAT_VERSION: u32 = 3;
 /// The oldest version this code still reads.
 pub(crate) const OLDEST_LOG_FORMAT_VERSION: u32 = 1;
 /// Length of the header record's payload.

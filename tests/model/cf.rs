@@ -100,6 +100,12 @@ fn aidb_batch(ops: &[(Option<&ColumnFamily>, &BatchOp)]) -> WriteBatch {
             (None, BatchOp::Delete(k)) => b.delete(&k.0),
             (Some(cf), BatchOp::Put(k, v)) => b.put_cf(cf, &k.0, &v.0),
             (Some(cf), BatchOp::Delete(k)) => b.delete_cf(cf, &k.0),
+            (None, BatchOp::Merge(k, v)) => b.merge(&k.0, &v.0),
+            (Some(cf), BatchOp::Merge(k, v)) => b.merge_cf(cf, &k.0, &v.0),
+            (None, BatchOp::DeleteRange(x, y)) => b.delete_range(x.0.clone()..y.0.clone()),
+            (Some(cf), BatchOp::DeleteRange(x, y)) => {
+                b.delete_range_cf(cf, x.0.clone()..y.0.clone())
+            }
         };
     }
     b
@@ -452,7 +458,7 @@ fn sorted(mut names: Vec<String>) -> Vec<String> {
 
 /// Runs `ops` against `h` and `MemoryBackend`.
 pub fn run_cf_ops<H: CfHarness>(h: &mut H, ops: &[CfOp]) -> Result<(), String> {
-    run_cf_pair(h, &mut MemoryBackend::new(), ops)
+    run_cf_pair(h, &mut super::reference(), ops)
 }
 
 /// Runs `ops` against `h` and `reference` side by side; the error names the

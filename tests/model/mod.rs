@@ -10,8 +10,8 @@
 
 use aidb::fs::FaultInjectionFs;
 use aidb::{
-    Compression, DbIterator, KeyRange, MemoryBackend, Options, Snapshot, StorageBackend,
-    WriteBatch, DB,
+    ColumnFamilyOptions, Compression, DbIterator, KeyRange, MemoryBackend, MergeOperator, Options,
+    Snapshot, StorageBackend, WriteBatch, DB,
 };
 use proptest::prelude::*;
 use std::fmt;
@@ -20,6 +20,60 @@ use std::sync::Arc;
 
 mod cf;
 pub use cf::*;
+
+/// The merge operator of the suite: the operands appended to the value,
+/// separated by `+`. Associative (a partial merge is the same append
+/// without a base), so RocksDB's associative operator can be the same
+/// function, and order-sensitive, so a fold in the wrong order shows.
+pub struct Concat;
+
+/// What [`Concat`] makes of `existing` and `operands` (oldest first).
+pub fn concat<'a>(
+    existing: Option<&'a [u8]>,
+    operands: impl IntoIterator<Item = &'a [u8]>,
+) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (i, part) in existing.into_iter().chain(operands).enumerate() {
+        if i > 0 {
+            out.push(b'+');
+        }
+        out.extend_from_slice(part);
+    }
+    out
+}
+
+impl MergeOperator for Concat {
+    fn name(&self) -> &str {
+        "concat"
+    }
+    fn full_merge(
+        &self,
+        _key: &[u8],
+        existing: Option<&[u8]>,
+        operands: &[&[u8]],
+    ) -> Option<Vec<u8>> {
+        Some(concat(existing, operands.iter().copied()))
+    }
+    fn partial_merge(&self, _key: &[u8], operands: &[&[u8]]) -> Option<Vec<u8>> {
+        Some(concat(None, operands.iter().copied()))
+    }
+}
+
+/// `opts` with the suite's merge operator (unless it has one).
+pub fn with_concat(opts: Options) -> Options {
+    Options {
+        merge_operator: Some(opts.merge_operator.unwrap_or_else(|| Arc::new(Concat))),
+        ..opts
+    }
+}
+
+/// The reference store: `MemoryBackend` with the suite's merge operator.
+pub fn reference() -> MemoryBackend {
+    MemoryBackend::with_options(ColumnFamilyOptions {
+        merge_operator: Some(Arc::new(Concat)),
+        ..Default::default()
+    })
+}
 
 /// A store under test.
 pub trait Harness {
@@ -48,6 +102,7 @@ pub struct DbHarness {
 
 impl DbHarness {
     pub fn open(opts: Options) -> aidb::Result<DbHarness> {
+        let opts = with_concat(opts);
         Ok(DbHarness {
             db: Some(DB::open_with(opts.clone())?),
             opts,
@@ -163,12 +218,19 @@ impl fmt::Debug for Bytes {
 pub enum BatchOp {
     Put(Bytes, Bytes),
     Delete(Bytes),
+    Merge(Bytes, Bytes),
+    /// `delete_range(start..end)`; the runner orders the two keys.
+    DeleteRange(Bytes, Bytes),
 }
 
 #[derive(Debug, Clone)]
 pub enum Op {
     Put(Bytes, Bytes),
     Delete(Bytes),
+    Merge(Bytes, Bytes),
+    /// `delete_range(start..end)`, the two keys in either order (an empty
+    /// or backwards range deletes nothing).
+    DeleteRange(Bytes, Bytes),
     Batch(Vec<BatchOp>),
     Get(Bytes),
     /// The trait's plain `iter()`.
@@ -229,14 +291,28 @@ fn bound_strategy() -> impl Strategy<Value = Bound<Bytes>> {
     ]
 }
 
+/// A range for `delete_range`: mostly short, start before end.
+fn range_strategy() -> impl Strategy<Value = (Bytes, Bytes)> {
+    (key_strategy(), key_strategy()).prop_map(|(a, b)| if a <= b { (a, b) } else { (b, a) })
+}
+
+/// Operands: short, so that values built by many merges stay readable.
+fn operand_strategy() -> impl Strategy<Value = Bytes> {
+    prop::collection::vec(prop::sample::select(vec![b'x', b'y', b'z', b'0']), 0..=3).prop_map(Bytes)
+}
+
 fn op_strategy() -> impl Strategy<Value = Op> {
     let batch_op = prop_oneof![
-        3 => (key_strategy(), value_strategy()).prop_map(|(k, v)| BatchOp::Put(k, v)),
-        1 => key_strategy().prop_map(BatchOp::Delete),
+        6 => (key_strategy(), value_strategy()).prop_map(|(k, v)| BatchOp::Put(k, v)),
+        2 => key_strategy().prop_map(BatchOp::Delete),
+        2 => (key_strategy(), operand_strategy()).prop_map(|(k, v)| BatchOp::Merge(k, v)),
+        1 => range_strategy().prop_map(|(a, b)| BatchOp::DeleteRange(a, b)),
     ];
     prop_oneof![
         30 => (key_strategy(), value_strategy()).prop_map(|(k, v)| Op::Put(k, v)),
         10 => key_strategy().prop_map(Op::Delete),
+        10 => (key_strategy(), operand_strategy()).prop_map(|(k, v)| Op::Merge(k, v)),
+        3 => range_strategy().prop_map(|(a, b)| Op::DeleteRange(a, b)),
         6 => prop::collection::vec(batch_op, 0..8).prop_map(Op::Batch),
         15 => key_strategy().prop_map(Op::Get),
         2 => Just(Op::Iter),
@@ -333,6 +409,8 @@ fn to_batch(ops: &[BatchOp]) -> WriteBatch {
         match op {
             BatchOp::Put(k, v) => b.put(&k.0, &v.0),
             BatchOp::Delete(k) => b.delete(&k.0),
+            BatchOp::Merge(k, v) => b.merge(&k.0, &v.0),
+            BatchOp::DeleteRange(a, z) => b.delete_range(a.0.clone()..z.0.clone()),
         };
     }
     b
@@ -341,7 +419,7 @@ fn to_batch(ops: &[BatchOp]) -> WriteBatch {
 /// Runs `ops` against `h` and the model; the error names the first op whose
 /// result differs.
 pub fn run_ops<H: Harness>(h: &mut H, ops: &[Op]) -> Result<(), String> {
-    run_pair(h, &mut MemoryBackend::new(), ops)
+    run_pair(h, &mut reference(), ops)
 }
 
 /// Compares the result of an operation with the model's.
@@ -364,6 +442,17 @@ fn data_step(b: &dyn StorageBackend, model: &dyn StorageBackend, op: &Op) -> Res
         Op::Delete(k) => {
             b.delete(&k.0).map_err(|e| e.to_string())?;
             model.delete(&k.0).map_err(|e| format!("reference: {e}"))
+        }
+        Op::Merge(k, v) => {
+            b.merge(&k.0, &v.0).map_err(|e| e.to_string())?;
+            model
+                .merge(&k.0, &v.0)
+                .map_err(|e| format!("reference: {e}"))
+        }
+        Op::DeleteRange(a, z) => {
+            let r = KeyRange::from(a.0.clone()..z.0.clone());
+            b.delete_range(r.clone()).map_err(|e| e.to_string())?;
+            model.delete_range(r).map_err(|e| format!("reference: {e}"))
         }
         Op::Batch(ops) => {
             b.write_batch(to_batch(ops)).map_err(|e| e.to_string())?;

@@ -66,9 +66,52 @@ fn family(db: &Arc<Rocks>, live: &Live, cf: &OracleCf) -> aidb::Result<RocksFami
     Ok(unsafe { std::mem::transmute::<Arc<BoundColumnFamily<'_>>, RocksFamily>(handle) })
 }
 
+/// One write of a batch.
+#[derive(Clone, Copy, Debug)]
+pub enum Write<'a> {
+    Put(&'a [u8], &'a [u8]),
+    Delete(&'a [u8]),
+    Merge(&'a [u8], &'a [u8]),
+    /// `start..end`; an empty or backwards range deletes nothing (as in
+    /// AiDb; RocksDB may refuse a backwards one, so it is left out).
+    DeleteRange(&'a [u8], &'a [u8]),
+}
+
 /// One operation of a batch across families: the family (none: the
-/// default one), the key, and the value (none: a delete).
-pub type WriteOp<'a> = (Option<&'a OracleCf>, &'a [u8], Option<&'a [u8]>);
+/// default one) and the write.
+pub type WriteOp<'a> = (Option<&'a OracleCf>, Write<'a>);
+
+/// The merge operator on RocksDB's side: the model suite's `Concat`
+/// (`+`-separated append), which is associative.
+fn concat(
+    _key: &[u8],
+    existing: Option<&[u8]>,
+    operands: &rocksdb::MergeOperands,
+) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    for (i, part) in existing.into_iter().chain(operands).enumerate() {
+        if i > 0 {
+            out.push(b'+');
+        }
+        out.extend_from_slice(part);
+    }
+    Some(out)
+}
+
+/// Adds `w` to RocksDB batch `b`, in family `f` (none: the default one).
+fn add_write(b: &mut rocksdb::WriteBatch, f: Option<&RocksFamily>, w: Write<'_>) {
+    match (f, w) {
+        (None, Write::Put(k, v)) => b.put(k, v),
+        (None, Write::Delete(k)) => b.delete(k),
+        (None, Write::Merge(k, v)) => b.merge(k, v),
+        (None, Write::DeleteRange(s, e)) if s < e => b.delete_range(s, e),
+        (Some(f), Write::Put(k, v)) => b.put_cf(f, k, v),
+        (Some(f), Write::Delete(k)) => b.delete_cf(f, k),
+        (Some(f), Write::Merge(k, v)) => b.merge_cf(f, k, v),
+        (Some(f), Write::DeleteRange(s, e)) if s < e => b.delete_range_cf(f, s, e),
+        (_, Write::DeleteRange(..)) => {}
+    }
+}
 
 /// A RocksDB database adapted to `StorageBackend`.
 pub struct RocksDbOracle {
@@ -94,6 +137,7 @@ impl RocksDbOracle {
         let mut opts = rocksdb::Options::default();
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
+        opts.set_merge_operator_associative("concat", concat);
         opts
     }
 
@@ -108,7 +152,10 @@ impl RocksDbOracle {
                 names.push(name.to_string());
             }
         }
-        let db = Rocks::open_cf(&Self::options(), &self.path, &names)?;
+        let descriptors = names
+            .iter()
+            .map(|n| rocksdb::ColumnFamilyDescriptor::new(n, Self::options()));
+        let db = Rocks::open_cf_descriptors(&Self::options(), &self.path, descriptors)?;
         let mut live = self.live.lock().unwrap();
         live.clear();
         for name in names {
@@ -178,9 +225,7 @@ impl RocksDbOracle {
                 "bad column family name {name:?}"
             )));
         }
-        self.db()
-            .create_cf(name, &rocksdb::Options::default())
-            .map_err(err)?;
+        self.db().create_cf(name, &Self::options()).map_err(err)?;
         self.next_generation += 1;
         self.live
             .lock()
@@ -241,24 +286,19 @@ impl RocksDbOracle {
         Ok(())
     }
 
-    /// Writes one batch of `(family, key, value)`: no family means the
-    /// default one, no value a delete. A stale handle fails the whole batch.
+    /// Writes one batch of `(family, write)`: no family means the default
+    /// one. A stale handle fails the whole batch.
     pub fn write_cf(&self, ops: &[WriteOp<'_>]) -> aidb::Result<()> {
         let mut families = Vec::new();
-        for (cf, _, _) in ops {
+        for (cf, _) in ops {
             families.push(match cf {
                 Some(cf) => Some(self.family(cf)?),
                 None => None,
             });
         }
         let mut b = rocksdb::WriteBatch::default();
-        for ((_, key, value), f) in ops.iter().zip(&families) {
-            match (f, value) {
-                (None, Some(v)) => b.put(key, v),
-                (None, None) => b.delete(key),
-                (Some(f), Some(v)) => b.put_cf(f, key, v),
-                (Some(f), None) => b.delete_cf(f, key),
-            }
+        for ((_, w), f) in ops.iter().zip(&families) {
+            add_write(&mut b, f.as_ref(), *w);
         }
         self.db().write(b).map_err(err)
     }
@@ -285,10 +325,18 @@ impl StorageBackend for RocksDbOracle {
     fn write_batch(&self, batch: WriteBatch) -> aidb::Result<()> {
         let mut b = rocksdb::WriteBatch::default();
         for op in &batch {
-            match op {
-                BatchOp::Put { key, value } => b.put(key, value),
-                BatchOp::Delete { key } => b.delete(key),
-            }
+            let w = match op {
+                BatchOp::Put { key, value } => Write::Put(key, value),
+                BatchOp::Delete { key } => Write::Delete(key),
+                BatchOp::Merge { key, operand } => Write::Merge(key, operand),
+                BatchOp::DeleteRange { start, end } => Write::DeleteRange(start, end),
+                other => {
+                    return Err(aidb::Error::InvalidArgument(format!(
+                        "the oracle does not know {other:?}"
+                    )))
+                }
+            };
+            add_write(&mut b, None, w);
         }
         self.db().write(b).map_err(err)
     }
