@@ -66,7 +66,8 @@ pub fn block(data: &[u8]) {
 }
 
 /// Decodes `data` as a table's range deletions block, then checks that
-/// what it decoded re-encodes to the same bytes and that fragmenting its
+/// what it decoded survives encoding and decoding again (the bytes may
+/// differ: an over-long varint decodes too) and that fragmenting its
 /// tombstones again answers every lookup the same way (a panic here is a
 /// bug in the fragmenter or the codec, not in the input).
 pub fn range_deletions(data: &[u8]) {
@@ -74,9 +75,9 @@ pub fn range_deletions(data: &[u8]) {
     let Ok(frags) = Fragments::decode(data) else {
         return;
     };
-    assert_eq!(frags.encode(), data, "decode and encode disagree");
+    let again = Fragments::decode(&frags.encode()).expect("an encoded block decodes");
+    assert_eq!(again, frags, "decode and encode disagree");
     let rebuilt = Fragments::build(frags.tombstones());
-    assert_eq!(rebuilt.len(), frags.len(), "tombstones lost in rebuilding");
     let mut probes: Vec<Vec<u8>> = vec![Vec::new()];
     for t in frags.tombstones().take(1000) {
         let mut after = t.start.clone();
@@ -289,6 +290,13 @@ impl BlockCache {
 
 fn block_clone(b: &crate::table::Block) -> crate::table::Block {
     b.duplicate()
+}
+
+/// Fixes the clock TTL expiry reads, process-wide, at `secs` since the
+/// Unix epoch (`None`: the system clock again), so a test decides exactly
+/// when entries expire.
+pub fn set_clock(secs: Option<u64>) {
+    crate::ttl::FIXED_NOW.store(secs.unwrap_or(0), std::sync::atomic::Ordering::Relaxed);
 }
 
 static READ_VIEW_PAUSE_EVERY: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);

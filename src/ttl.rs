@@ -11,8 +11,20 @@
 /// Bytes of write time at the end of a stored value.
 pub(crate) const TIME_LEN: usize = 8;
 
+/// A fixed time for `now` (0: the system clock), set by the model suite
+/// through `internals::set_clock` so expiry is deterministic.
+#[cfg(feature = "internals")]
+pub(crate) static FIXED_NOW: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// Seconds since the Unix epoch, now (0 if the clock is before it).
 pub(crate) fn now() -> u64 {
+    #[cfg(feature = "internals")]
+    {
+        let fixed = FIXED_NOW.load(std::sync::atomic::Ordering::Relaxed);
+        if fixed != 0 {
+            return fixed;
+        }
+    }
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
