@@ -102,6 +102,31 @@ pub enum Error {
     /// user-provided file system, for example). The message says where.
     #[error("internal error: {0}")]
     Internal(String),
+
+    /// A [`Transaction`](crate::Transaction) could not commit: another
+    /// write committed after the transaction started (or, for a key a
+    /// pessimistic transaction locked, after it took the lock) changed a
+    /// key this transaction wrote or read with `get_for_update`. Nothing
+    /// of the transaction was written. Retry the whole transaction: start
+    /// a new one, read again, write again.
+    #[error("transaction conflict: a key it wrote or read for update was changed by another commit; nothing was written, retry the transaction")]
+    Conflict,
+
+    /// A pessimistic [`Transaction`](crate::Transaction) did not get the
+    /// lock on a key within its `lock_timeout`: another transaction holds
+    /// it. The operation did nothing; the transaction is still usable, but
+    /// the usual answer is to drop it and retry the whole transaction.
+    #[error("transaction lock not obtained within the lock timeout")]
+    Busy,
+
+    /// A pessimistic [`Transaction`](crate::Transaction) would wait for a
+    /// lock held by a transaction that is itself waiting, directly or
+    /// through others, for a lock this one holds. This transaction is the
+    /// one chosen to give way: the operation did nothing; drop the
+    /// transaction (releasing its locks, which lets the others go on) and
+    /// retry it.
+    #[error("transaction deadlock: waiting for this lock would never end")]
+    Deadlock,
 }
 
 fn fmt_path(path: &Option<PathBuf>) -> String {
@@ -162,12 +187,21 @@ impl Error {
             },
             Error::Internal(m) => Error::Internal(m.clone()),
             Error::Merge(m) => Error::Merge(m.clone()),
+            Error::Conflict => Error::Conflict,
+            Error::Busy => Error::Busy,
+            Error::Deadlock => Error::Deadlock,
         }
     }
 
     /// True for [`Error::Corruption`].
     pub fn is_corruption(&self) -> bool {
         matches!(self, Error::Corruption { .. })
+    }
+
+    /// True for the errors that say "run the transaction again":
+    /// [`Error::Conflict`], [`Error::Busy`] and [`Error::Deadlock`].
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Error::Conflict | Error::Busy | Error::Deadlock)
     }
 }
 
