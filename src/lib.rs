@@ -28,6 +28,7 @@ mod options;
 mod range_del;
 mod table;
 mod ttl;
+mod txn;
 mod types;
 mod version;
 mod wal;
@@ -44,3 +45,4 @@ pub use options::{
     Compression, Options, WalRecoveryMode, WriteOptions, DEFAULT_COLUMN_FAMILY, MAX_BATCH_SIZE,
     MAX_KEY_SIZE, MAX_VALUE_SIZE,
 };
+pub use txn::{Transaction, TransactionOptions};

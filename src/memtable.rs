@@ -163,6 +163,18 @@ impl MemTable {
         }
     }
 
+    /// The sequence number of the newest entry (value or tombstone) of
+    /// `key`'s user key, if the memtable holds one. `key` must be built
+    /// with [`MAX_SEQNO`](crate::types::MAX_SEQNO), so that no entry is
+    /// above it. (Transactions' conflict checks: see `db::conflict`.)
+    pub(crate) fn newest_seq(&self, key: &LookupKey) -> Option<SeqNo> {
+        let probe = KeyRef::new(key.internal_key());
+        let entry = self.map.lower_bound(Bound::Included(probe))?;
+        parse_internal_key(&entry.key().0)
+            .filter(|p| p.user_key == key.user_key())
+            .map(|p| p.seq)
+    }
+
     /// Approximate memory used, in bytes.
     pub(crate) fn approximate_size(&self) -> usize {
         self.size.load(AtomicOrdering::Relaxed)
@@ -290,6 +302,11 @@ mod tests {
         assert_eq!(kind(m.get(b"kk", 9)), None);
         assert_eq!(kind(m.get(b"", 9)), None);
         assert!(m.approximate_size() > 0);
+        let newest = |k: &[u8]| m.newest_seq(&LookupKey::new(k, crate::types::MAX_SEQNO));
+        assert_eq!(newest(b"k"), Some(5));
+        assert_eq!(newest(b"j"), Some(4));
+        assert_eq!(newest(b"kk"), None);
+        assert_eq!(newest(b""), None);
     }
 
     #[test]

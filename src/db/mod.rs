@@ -8,6 +8,7 @@ mod background;
 mod cf_api;
 mod compaction;
 mod db_iter;
+mod conflict;
 mod family;
 mod filenames;
 mod flush;
@@ -26,10 +27,12 @@ mod write;
 pub(crate) use cf_api::{
     compact_range_cf, flush_cf, get_cf, raw_iterator_cf, stats_cf, write_batch,
 };
+pub(crate) use conflict::{get_latest, ConflictCheck};
 pub(crate) use family::Family;
 pub use read::DbSnapshot;
 pub(crate) use read::FailedIterator;
 pub use stats::{DbStats, LevelStats};
+pub(crate) use write::write_checked;
 
 use crate::backend::{Snapshot, StorageBackend};
 use crate::batch::WriteBatch;
@@ -87,6 +90,8 @@ pub(crate) struct DbInner {
     pub(crate) snapshots: Mutex<BTreeMap<SeqNo, usize>>,
     /// The failure that stopped writes, if any (see `health`).
     stopped: Mutex<Option<health::Stopped>>,
+    /// The key locks of pessimistic transactions.
+    pub(crate) txn_locks: crate::txn::LockManager,
     closed: AtomicBool,
     /// Whether some family has a TTL (then writes stamp their values).
     pub(crate) ttl_in_use: AtomicBool,
@@ -97,7 +102,7 @@ impl DbInner {
         self.next_file_number.fetch_add(1, Ordering::Relaxed)
     }
 
-    fn check_open(&self) -> Result<()> {
+    pub(crate) fn check_open(&self) -> Result<()> {
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
@@ -611,6 +616,11 @@ impl DB {
     /// not be flushed, and the next open recovers them from the log.
     pub fn close(self) -> Result<()> {
         self.inner.close()
+    }
+
+    /// The shared state, for the transaction module.
+    pub(crate) fn inner(&self) -> &Arc<DbInner> {
+        &self.inner
     }
 
     fn raw_iterator_impl(&self) -> Box<dyn RawIterator> {

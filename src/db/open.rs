@@ -293,6 +293,7 @@ pub(crate) fn open(opts: Options) -> Result<Arc<DbInner>> {
         stats: Stats::default(),
         snapshots: Mutex::new(BTreeMap::new()),
         stopped: Mutex::new(None),
+        txn_locks: Default::default(),
         closed: AtomicBool::new(false),
         ttl_in_use: AtomicBool::new(ttl_in_use),
         opts,

@@ -14,7 +14,15 @@
 //! frozen, so a log stays needed until every family has flushed what it
 //! holds of it (see `DbInner::oldest_live_log`); `max_total_wal_size`
 //! flushes a rarely written family that would otherwise keep logs alive.
+//!
+//! A transaction's commit is a writer with a conflict check
+//! (`conflict::ConflictCheck`). From the first such writer of a group on,
+//! the leader keeps the batches apart, and with the log lock held runs
+//! each check in queue order (`screen`): a batch whose check fails is left
+//! out of the group and its writer answered with the error, so the check
+//! and the write are one atomic step.
 
+use super::conflict::{self, ConflictCheck, EarlierWrites};
 use super::family::{Family, ReadView};
 use super::filenames::log_path;
 use super::health::{panic_message, Failure};
@@ -59,12 +67,28 @@ impl WalState {
 pub(crate) struct Writer {
     batch: Mutex<Option<WriteBatch>>,
     sync: bool,
+    /// A transaction's conflict check, run by the leader under the log
+    /// lock before the batch may join the group.
+    check: Option<ConflictCheck>,
+    /// Set by the leader when the check failed: the batch was left out.
+    rejected: Mutex<Option<Error>>,
     /// Set (under the queue lock) by the leader that served this writer.
     result: Mutex<Option<Result<()>>>,
     cv: Condvar,
 }
 
 pub(crate) fn write(inner: &DbInner, batch: WriteBatch, sync: bool) -> Result<()> {
+    write_checked(inner, batch, sync, None)
+}
+
+/// Writes `batch` if `check` (when given) passes at the moment of the
+/// write; `Err(Error::Conflict)`, writing nothing, if it does not.
+pub(crate) fn write_checked(
+    inner: &DbInner,
+    batch: WriteBatch,
+    sync: bool,
+    check: Option<ConflictCheck>,
+) -> Result<()> {
     batch.check_limits()?;
     inner.check_writable()?;
     let batch = if inner.ttl_in_use.load(Ordering::Relaxed) {
@@ -74,7 +98,7 @@ pub(crate) fn write(inner: &DbInner, batch: WriteBatch, sync: bool) -> Result<()
     } else {
         batch
     };
-    if batch.is_empty() && !sync {
+    if batch.is_empty() && !sync && check.is_none() {
         return Ok(());
     }
     if !batch.families().is_empty() {
@@ -91,6 +115,8 @@ pub(crate) fn write(inner: &DbInner, batch: WriteBatch, sync: bool) -> Result<()
     let me = Arc::new(Writer {
         batch: Mutex::new(Some(batch)),
         sync,
+        check,
+        rejected: Mutex::new(None),
         result: Mutex::new(None),
         cv: Condvar::new(),
     });
@@ -112,6 +138,9 @@ pub(crate) fn write(inner: &DbInner, batch: WriteBatch, sync: bool) -> Result<()
     let mut limit = MAX_GROUP_BYTES;
     let mut any_sync = false;
     let mut merged: Option<WriteBatch> = None;
+    // From the first writer with a conflict check on, batches stay apart
+    // until the checks have run (under the log lock, in `screen`).
+    let mut apart: Vec<(Arc<Writer>, WriteBatch)> = Vec::new();
     for w in queue.iter() {
         let mut slot = w.batch.lock();
         let size = slot.as_ref().map_or(0, WriteBatch::size_in_bytes);
@@ -128,6 +157,10 @@ pub(crate) fn write(inner: &DbInner, batch: WriteBatch, sync: bool) -> Result<()
         group_len += 1;
         any_sync |= w.sync;
         if let Some(b) = slot.take() {
+            if w.check.is_some() || !apart.is_empty() {
+                apart.push((w.clone(), b));
+                continue;
+            }
             match &mut merged {
                 None => merged = Some(b),
                 Some(m) => m.append(&b),
@@ -142,7 +175,7 @@ pub(crate) fn write(inner: &DbInner, batch: WriteBatch, sync: bool) -> Result<()
             // still hand the lead on, or every later writer would wait for
             // ever behind a leader that is gone.
             let commit = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                commit_group(inner, merged.unwrap_or_default(), any_sync)
+                commit_group(inner, merged.unwrap_or_default(), apart, any_sync)
             }));
             commit.unwrap_or_else(|panic| {
                 let msg = format!("panic while committing a write: {}", panic_message(&*panic));
@@ -156,9 +189,10 @@ pub(crate) fn write(inner: &DbInner, batch: WriteBatch, sync: bool) -> Result<()
     for _ in 0..group_len {
         if let Some(w) = queue.pop_front() {
             if !Arc::ptr_eq(&w, &me) {
-                let r = match &result {
-                    Ok(()) => Ok(()),
-                    Err(e) => Err(e.duplicate()),
+                let r = match (w.rejected.lock().take(), &result) {
+                    (Some(e), _) => Err(e),
+                    (None, Ok(())) => Ok(()),
+                    (None, Err(e)) => Err(e.duplicate()),
                 };
                 *w.result.lock() = Some(r);
                 w.cv.notify_one();
@@ -168,7 +202,30 @@ pub(crate) fn write(inner: &DbInner, batch: WriteBatch, sync: bool) -> Result<()
     if let Some(next) = queue.front() {
         next.cv.notify_one();
     }
-    result
+    let rejected = me.rejected.lock().take();
+    match rejected {
+        Some(e) => Err(e),
+        None => result,
+    }
+}
+
+/// Runs the conflict checks of the members kept apart, in queue order,
+/// adding to `batch` the batch of each member that passes (or has none);
+/// a member that fails is left out and will be answered with its error.
+/// The caller holds the log lock, so no write lands between a check and
+/// the group's append.
+fn screen(inner: &DbInner, batch: &mut WriteBatch, apart: Vec<(Arc<Writer>, WriteBatch)>) {
+    let mut earlier = EarlierWrites::default();
+    for (w, b) in apart {
+        if let Some(check) = &w.check {
+            if let Err(e) = conflict::verify(inner, check, earlier.keys(batch)) {
+                *w.rejected.lock() = Some(e);
+                continue;
+            }
+        }
+        earlier.accept(&b);
+        batch.append(&b);
+    }
 }
 
 /// The families a batch writes to, looked up once for the whole group
@@ -192,7 +249,16 @@ fn families_of(inner: &DbInner, batch: &WriteBatch) -> Vec<Arc<Family>> {
 }
 
 /// Logs and applies one group. Runs only in the leader.
-fn commit_group(inner: &DbInner, mut batch: WriteBatch, sync: bool) -> Result<()> {
+fn commit_group(
+    inner: &DbInner,
+    mut batch: WriteBatch,
+    apart: Vec<(Arc<Writer>, WriteBatch)>,
+    sync: bool,
+) -> Result<()> {
+    let mut wal = inner.wal.lock();
+    if !apart.is_empty() {
+        screen(inner, &mut batch, apart);
+    }
     // Most groups write only to the default family: no lists to build.
     let only_default = batch.families().is_empty();
     let families = if only_default {
@@ -200,7 +266,6 @@ fn commit_group(inner: &DbInner, mut batch: WriteBatch, sync: bool) -> Result<()
     } else {
         families_of(inner, &batch)
     };
-    let mut wal = inner.wal.lock();
     if only_default {
         make_room_in(inner, &mut wal, &inner.default)?;
     } else {
