@@ -180,3 +180,38 @@ fn a_crash_reopen_replays_every_family_from_the_log() {
     assert_eq!(a.stats().flushes, 0);
     h.close().unwrap();
 }
+
+/// Transactions (`model/txn.rs`): several open at once, optimistic and
+/// pessimistic, over two families, mixed with plain writes to their keys,
+/// flushes, compactions, reopens and crashes, against the model of the
+/// documented isolation.
+fn run_txn(opts: Options, ops: &[model::TxnOp]) -> Result<(), TestCaseError> {
+    let mut h = DbHarness::open_crashable(opts, FaultInjectionFs::new())
+        .map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let result = model::run_txn_ops(&mut h, ops);
+    h.close().map_err(|e| TestCaseError::fail(e.to_string()))?;
+    result.map_err(TestCaseError::fail)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(256), ..ProptestConfig::default() })]
+
+    #[test]
+    fn transactions_tiny_lz4(ops in model::txn_ops_strategy(200)) {
+        run_txn(tiny(Compression::Lz4, 10), &ops)?;
+    }
+
+    #[test]
+    fn transactions_tiny_two_levels_no_bloom(ops in model::txn_ops_strategy(200)) {
+        run_txn(Options { num_levels: 2, ..tiny(Compression::Snappy, 0) }, &ops)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(64), ..ProptestConfig::default() })]
+
+    #[test]
+    fn transactions_with_defaults(ops in model::txn_ops_strategy(300)) {
+        run_txn(Options::new("/db"), &ops)?;
+    }
+}

@@ -19,7 +19,11 @@ use std::ops::Bound;
 use std::sync::Arc;
 
 mod cf;
+mod txn;
 pub use cf::*;
+// Used by model_db.rs only; the other users of this module need not.
+#[allow(unused_imports)]
+pub use txn::*;
 
 /// The merge operator of the suite: the operands appended to the value,
 /// separated by `+`. Associative (a partial merge is the same append
