@@ -13,11 +13,13 @@
 //! seekrandom, readwhilewriting; readrandom2 always uses 2)
 //! --engines [aidb,rocksdb,fjall] --compression [lz4|snappy|none]
 //! --cache-size [67108864] --write-buffer-size [67108864] --bloom-bits [10]
-//! --db [a temp dir] --benchmarks [all] --out [db_bench].
+//! --db [a temp dir] --benchmarks [all] --txn [optimistic|pessimistic]
+//! --out [db_bench].
 
 mod engines;
 mod hist;
 mod report;
+mod txn;
 mod workloads;
 
 use std::path::PathBuf;
@@ -35,6 +37,9 @@ pub struct Settings {
     pub db: Option<PathBuf>,
     pub benchmarks: Vec<String>,
     pub out: String,
+    /// Pessimistic transactions (RocksDB's TransactionDB) rather than
+    /// optimistic ones (OptimisticTransactionDB).
+    pub pessimistic: bool,
 }
 
 pub fn die(msg: &str) -> ! {
@@ -56,6 +61,7 @@ fn parse_args() -> Settings {
         db: None,
         benchmarks: workloads::ALL.iter().map(|s| s.to_string()).collect(),
         out: "db_bench".into(),
+        pessimistic: false,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -95,6 +101,13 @@ fn parse_args() -> Settings {
             "--db" => s.db = Some(PathBuf::from(value)),
             "--benchmarks" => s.benchmarks = list(&value),
             "--out" => s.out = value,
+            "--txn" => {
+                s.pessimistic = match value.as_str() {
+                    "optimistic" => false,
+                    "pessimistic" => true,
+                    _ => die("--txn must be optimistic or pessimistic"),
+                }
+            }
             other => die(&format!("unknown flag {other} (see --help)")),
         }
     }
@@ -134,7 +147,10 @@ db_bench: AiDb, RocksDB and fjall on the same workloads with the same settings.
   --benchmarks LIST      fillseq,fillrandom,overwrite,readrandom,readrandom2,
                          readmissing,readseq,readreverse,seekrandom,readseq-raw,
                          readreverse-raw,seekrandom-raw,readwhilewriting,
-                         fillsync,fillbatch (all)
+                         fillsync,fillbatch,txn_put,txn_transfer (all)
+  --txn MODE             optimistic | pessimistic: the transactions of
+                         txn_put and txn_transfer (RocksDB's
+                         OptimisticTransactionDB or TransactionDB) (optimistic)
   --out PREFIX           writes PREFIX.csv and PREFIX.svg (db_bench)
 ";
 
@@ -148,8 +164,9 @@ fn main() {
         println!("  {v}");
     }
     println!(
-        "  workload settings: num={} key_size={} value_size={} threads={} compression={} cache_size={} write_buffer_size={} bloom_bits={} block_size=4096",
-        s.num, s.key_size, s.value_size, s.threads, s.compression, s.cache_size, s.write_buffer_size, s.bloom_bits
+        "  workload settings: num={} key_size={} value_size={} threads={} compression={} cache_size={} write_buffer_size={} bloom_bits={} block_size=4096 txn={}",
+        s.num, s.key_size, s.value_size, s.threads, s.compression, s.cache_size, s.write_buffer_size, s.bloom_bits,
+        if s.pessimistic { "pessimistic" } else { "optimistic" }
     );
     let mut rows = Vec::new();
     for engine in &s.engines {

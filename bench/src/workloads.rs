@@ -29,6 +29,8 @@ pub const ALL: &[&str] = &[
     "readwhilewriting",
     "fillsync",
     "fillbatch",
+    "txn_put",
+    "txn_transfer",
 ];
 
 fn is_fresh(w: &str) -> bool {
@@ -110,16 +112,16 @@ fn dir_size(dir: &Path) -> u64 {
         .sum()
 }
 
-struct Measured {
-    ops: u64,
-    secs: f64,
-    hist: Histogram,
-    peak_rss_mb: f64,
+pub struct Measured {
+    pub ops: u64,
+    pub secs: f64,
+    pub hist: Histogram,
+    pub peak_rss_mb: f64,
 }
 
 /// Runs `work` (given a thread index and a latency histogram; returns its
 /// operation count) on `threads` threads while sampling the process's RSS.
-fn measure(threads: usize, work: impl Fn(usize, &mut Histogram) -> u64 + Sync) -> Measured {
+pub fn measure(threads: usize, work: impl Fn(usize, &mut Histogram) -> u64 + Sync) -> Measured {
     let done = AtomicBool::new(false);
     let peak = AtomicU64::new(proc_field("/proc/self/status", "VmRSS:"));
     let start = Instant::now();
@@ -160,7 +162,7 @@ fn measure(threads: usize, work: impl Fn(usize, &mut Histogram) -> u64 + Sync) -
     }
 }
 
-fn timed<T>(h: &mut Histogram, f: impl FnOnce() -> T) -> T {
+pub fn timed<T>(h: &mut Histogram, f: impl FnOnce() -> T) -> T {
     let t = Instant::now();
     let r = f();
     h.record(t.elapsed().as_nanos() as u64);
@@ -173,6 +175,21 @@ pub fn run_engine(engine: &str, s: &Settings, base: &Path) -> Vec<Row> {
     let mut current: Option<(Box<dyn Engine>, std::path::PathBuf)> = None;
     let mut fresh_count = 0;
     for w in s.benchmarks.iter().map(String::as_str) {
+        if crate::txn::WORKLOADS.contains(&w) {
+            // On a database of its own; the one of the plain workloads
+            // must not be compacting meanwhile.
+            if let Some((db, _)) = &current {
+                db.settle();
+            }
+            match crate::txn::run(engine, s, base, w) {
+                Some(row) => {
+                    print_row(engine, w, &row);
+                    rows.push(row);
+                }
+                None => println!("  {engine:8} {w:17} skipped: not compared"),
+            }
+            continue;
+        }
         if is_fresh(w) || current.is_none() {
             if let Some((db, dir)) = current.take() {
                 drop(db); // close the previous database, then free its space
@@ -193,12 +210,7 @@ pub fn run_engine(engine: &str, s: &Settings, base: &Path) -> Vec<Row> {
             continue;
         }
         let row = run_one(engine, &**db, dir, w, s);
-        println!(
-            "  {engine:8} {w:17} {:>12.0} ops/s  p99 {:>8.1} us  [{}]",
-            row.ops_per_sec(),
-            row.hist.quantile_us(0.99),
-            row.api
-        );
+        print_row(engine, w, &row);
         rows.push(row);
     }
     if let Some((db, dir)) = current.take() {
@@ -206,6 +218,15 @@ pub fn run_engine(engine: &str, s: &Settings, base: &Path) -> Vec<Row> {
         let _ = std::fs::remove_dir_all(dir);
     }
     rows
+}
+
+fn print_row(engine: &str, w: &str, row: &Row) {
+    println!(
+        "  {engine:8} {w:17} {:>12.0} ops/s  p99 {:>8.1} us  [{}]",
+        row.ops_per_sec(),
+        row.hist.quantile_us(0.99),
+        row.api
+    );
 }
 
 fn run_one(engine: &str, db: &dyn Engine, dir: &Path, w: &str, s: &Settings) -> Row {

@@ -221,6 +221,17 @@ impl DbInner {
             .min()
     }
 
+    /// Whether some family's last level holds garbage no snapshot needs
+    /// any more (the part of `compaction_wanted` a snapshot's release can
+    /// change).
+    pub(crate) fn bottom_garbage_wanted(&self) -> bool {
+        let oldest = compaction::oldest_visible(self);
+        self.family_list().iter().any(|f| {
+            let version = f.view.read().version.clone();
+            compaction::bottom_garbage(f, &version, oldest).is_some()
+        })
+    }
+
     /// Whether some family has a frozen memtable waiting for flush.
     pub(crate) fn flush_wanted(&self) -> bool {
         self.family_list()

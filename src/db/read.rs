@@ -246,9 +246,13 @@ impl Drop for DbSnapshot {
         }
         let released = oldest && snaps.keys().next() != Some(&self.seq);
         drop(snaps);
-        if released {
-            // Versions kept for this snapshot may be garbage now: let the
-            // background look (see `compaction::bottom_garbage`).
+        // Versions kept for this snapshot may be garbage now: let the
+        // background look (see `compaction::bottom_garbage`), but only if
+        // there is some. Waking it for nothing on every short-lived
+        // snapshot (a transaction's) cost a one-key transaction a third
+        // of its time. A compaction writing such garbage right now needs
+        // no wake-up: the background looks again after every job.
+        if released && self.inner.bottom_garbage_wanted() {
             self.inner.bg.notify();
         }
     }

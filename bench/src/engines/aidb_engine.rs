@@ -1,7 +1,9 @@
 //! AiDb through `DB::put`/`write_opt`, `DB::get`, `DB::iter`/`DB::range`;
-//! the `*-raw` workloads use `StorageBackend::raw_iterator`, its cursor.
+//! the `*-raw` workloads use `StorageBackend::raw_iterator`, its cursor;
+//! the transaction workloads `DB::transaction_with`.
 
 use super::{Counters, Engine, Opened};
+use crate::txn::{balance, TxnEngine};
 use crate::Settings;
 use aidb::{RawIterator, StorageBackend};
 use std::hint::black_box;
@@ -9,20 +11,24 @@ use std::path::Path;
 
 struct AiDb(aidb::DB);
 
-pub fn open(dir: &Path, s: &Settings) -> Opened {
+fn options(dir: &Path, s: &Settings) -> aidb::Options {
     let compression = match s.compression.as_str() {
         "none" => aidb::Compression::None,
         "snappy" => aidb::Compression::Snappy,
         _ => aidb::Compression::Lz4,
     };
-    let opts = aidb::Options {
+    aidb::Options {
         write_buffer_size: s.write_buffer_size,
         cache_size: s.cache_size,
         bloom_bits_per_key: s.bloom_bits,
         block_size: 4096,
         compression,
         ..aidb::Options::new(dir)
-    };
+    }
+}
+
+pub fn open(dir: &Path, s: &Settings) -> Opened {
+    let opts = options(dir, s);
     let settings = format!(
         "write_buffer_size={} cache_size={} block_size={} bloom_bits_per_key={} compression={:?} \
          max_background_jobs={} level0_compaction/slowdown/stop={}/{}/{} wal=on",
@@ -148,6 +154,65 @@ impl Engine for AiDb {
             "readseq-raw" | "readreverse-raw" | "seekrandom-raw" => "raw_iterator() cursor",
             "readwhilewriting" => "db.get (writer: db.put)",
             _ => "db.get",
+        }
+    }
+}
+
+/// AiDb's transactions, optimistic or pessimistic (default options).
+struct AiDbTxn {
+    db: aidb::DB,
+    opts: aidb::TransactionOptions,
+}
+
+pub fn open_txn(dir: &Path, s: &Settings) -> Box<dyn TxnEngine> {
+    let db = aidb::DB::open_with(options(dir, s)).expect("open aidb");
+    let opts = aidb::TransactionOptions {
+        pessimistic: s.pessimistic,
+        ..Default::default()
+    };
+    Box::new(AiDbTxn { db, opts })
+}
+
+impl TxnEngine for AiDbTxn {
+    fn txn_put(&self, key: &[u8], value: &[u8]) {
+        let mut t = self.db.transaction_with(self.opts.clone());
+        t.put(key, value).expect("aidb txn put");
+        t.commit().expect("aidb txn commit");
+    }
+    fn txn_transfer(&self, from: &[u8], to: &[u8]) -> u64 {
+        let mut retries = 0;
+        loop {
+            let mut t = self.db.transaction_with(self.opts.clone());
+            let result = (|| {
+                let a = balance(&t.get_for_update(from)?.expect("account"));
+                let b = balance(&t.get_for_update(to)?.expect("account"));
+                t.put(from, (a - 1).to_le_bytes())?;
+                t.put(to, (b + 1).to_le_bytes())
+            })()
+            .and_then(|_| t.commit());
+            match result {
+                Ok(()) => return retries,
+                Err(e) if e.is_retryable() => retries += 1,
+                Err(e) => panic!("aidb transfer: {e}"),
+            }
+        }
+    }
+    fn load(&self, items: &[(Vec<u8>, Vec<u8>)]) {
+        let mut b = aidb::WriteBatch::new();
+        for (k, v) in items {
+            b.put(k, v);
+        }
+        self.db.write(b).expect("aidb load");
+    }
+    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        self.db.get(key).expect("aidb get")
+    }
+    fn api(&self, workload: &str) -> &'static str {
+        match (workload, self.opts.pessimistic) {
+            ("txn_put", false) => "transaction(): put, commit",
+            ("txn_put", true) => "transaction_with(pessimistic): put, commit",
+            (_, false) => "transaction(): 2 get_for_update, 2 put, commit",
+            (_, true) => "transaction_with(pessimistic): 2 get_for_update, 2 put, commit",
         }
     }
 }

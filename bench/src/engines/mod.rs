@@ -70,6 +70,16 @@ pub fn open(engine: &str, dir: &Path, s: &Settings) -> Opened {
     }
 }
 
+/// `engine`'s transactions on a fresh database in `dir` (`None`: the
+/// engine is not compared on transactions).
+pub fn open_txn(engine: &str, dir: &Path, s: &Settings) -> Option<Box<dyn crate::txn::TxnEngine>> {
+    match engine {
+        "aidb" => Some(aidb_engine::open_txn(dir, s)),
+        "rocksdb" => Some(rocksdb_engine::open_txn(dir, s)),
+        _ => None,
+    }
+}
+
 /// One line per engine: the version it was built with or runs.
 pub fn versions() -> Vec<String> {
     vec![

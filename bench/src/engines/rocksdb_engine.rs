@@ -1,7 +1,10 @@
 //! RocksDB through the `rocksdb` crate: `put`/`put_opt`, `write`, `get`,
-//! `iterator(IteratorMode)`; the `*-raw` workloads use `raw_iterator`.
+//! `iterator(IteratorMode)`; the `*-raw` workloads use `raw_iterator`;
+//! the transaction workloads `OptimisticTransactionDB` or
+//! `TransactionDB`, opened with the same options.
 
 use super::{Counters, Engine, Opened};
+use crate::txn::{balance, TxnEngine};
 use crate::Settings;
 use rocksdb::statistics::{StatsLevel, Ticker};
 use rocksdb::{Direction, IteratorMode, WaitForCompactOptions};
@@ -51,7 +54,8 @@ fn library_version(dir: &Path) -> String {
         .unwrap_or_else(|| "?".into())
 }
 
-pub fn open(dir: &Path, s: &Settings) -> Opened {
+/// The options every RocksDB of the run is opened with.
+fn options(s: &Settings) -> rocksdb::Options {
     let mut opts = rocksdb::Options::default();
     opts.create_if_missing(true);
     opts.set_write_buffer_size(s.write_buffer_size);
@@ -73,6 +77,11 @@ pub fn open(dir: &Path, s: &Settings) -> Opened {
         table.set_bloom_filter(s.bloom_bits as f64, false);
     }
     opts.set_block_based_table_factory(&table);
+    opts
+}
+
+pub fn open(dir: &Path, s: &Settings) -> Opened {
+    let opts = options(s);
     let db = rocksdb::DB::open(&opts, dir).expect("open rocksdb");
     let linked = library_version(dir);
     let mut settings = format!(
@@ -199,6 +208,114 @@ impl Engine for Rocks {
             "readseq-raw" | "readreverse-raw" | "seekrandom-raw" => "db.raw_iterator()",
             "readwhilewriting" => "db.get (writer: db.put)",
             _ => "db.get",
+        }
+    }
+}
+
+enum TxnDb {
+    Optimistic(rocksdb::OptimisticTransactionDB),
+    Pessimistic(rocksdb::TransactionDB),
+}
+
+/// RocksDB's transactions: default transaction options, except deadlock
+/// detection on for pessimistic ones (as AiDb's default).
+struct RocksTxn {
+    db: TxnDb,
+    write: rocksdb::WriteOptions,
+    pessimistic: rocksdb::TransactionOptions,
+}
+
+pub fn open_txn(dir: &Path, s: &Settings) -> Box<dyn TxnEngine> {
+    let opts = options(s);
+    let db = if s.pessimistic {
+        let txn_db = rocksdb::TransactionDBOptions::default();
+        TxnDb::Pessimistic(rocksdb::TransactionDB::open(&opts, &txn_db, dir).expect("open rocksdb"))
+    } else {
+        TxnDb::Optimistic(rocksdb::OptimisticTransactionDB::open(&opts, dir).expect("open rocksdb"))
+    };
+    let mut pessimistic = rocksdb::TransactionOptions::default();
+    pessimistic.set_deadlock_detect(true);
+    Box::new(RocksTxn {
+        db,
+        write: rocksdb::WriteOptions::default(),
+        pessimistic,
+    })
+}
+
+/// The errors a transaction is retried on: a conflict (`Busy`; also a
+/// deadlock), `TryAgain` (validation history too short), a lock timeout.
+fn retryable(e: &rocksdb::Error) -> bool {
+    use rocksdb::ErrorKind::{Busy, TimedOut, TryAgain};
+    matches!(e.kind(), Busy | TryAgain | TimedOut)
+}
+
+/// One transfer attempt in `t`.
+fn transfer<D>(
+    t: rocksdb::Transaction<'_, D>,
+    from: &[u8],
+    to: &[u8],
+) -> Result<(), rocksdb::Error> {
+    let a = balance(&t.get_for_update(from, true)?.expect("account"));
+    let b = balance(&t.get_for_update(to, true)?.expect("account"));
+    t.put(from, (a - 1).to_le_bytes())?;
+    t.put(to, (b + 1).to_le_bytes())?;
+    t.commit()
+}
+
+impl TxnEngine for RocksTxn {
+    fn txn_put(&self, key: &[u8], value: &[u8]) {
+        let result = match &self.db {
+            TxnDb::Optimistic(db) => {
+                let t = db.transaction();
+                t.put(key, value).and_then(|_| t.commit())
+            }
+            TxnDb::Pessimistic(db) => {
+                let t = db.transaction_opt(&self.write, &self.pessimistic);
+                t.put(key, value).and_then(|_| t.commit())
+            }
+        };
+        result.expect("rocksdb txn put");
+    }
+    fn txn_transfer(&self, from: &[u8], to: &[u8]) -> u64 {
+        let mut retries = 0;
+        loop {
+            let result = match &self.db {
+                TxnDb::Optimistic(db) => transfer(db.transaction(), from, to),
+                TxnDb::Pessimistic(db) => {
+                    transfer(db.transaction_opt(&self.write, &self.pessimistic), from, to)
+                }
+            };
+            match result {
+                Ok(()) => return retries,
+                Err(e) if retryable(&e) => retries += 1,
+                Err(e) => panic!("rocksdb transfer: {e}"),
+            }
+        }
+    }
+    fn load(&self, items: &[(Vec<u8>, Vec<u8>)]) {
+        let mut b = rocksdb::WriteBatchWithTransaction::<true>::default();
+        for (k, v) in items {
+            b.put(k, v);
+        }
+        match &self.db {
+            TxnDb::Optimistic(db) => db.write(b),
+            TxnDb::Pessimistic(db) => db.write(b),
+        }
+        .expect("rocksdb load");
+    }
+    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        match &self.db {
+            TxnDb::Optimistic(db) => db.get(key),
+            TxnDb::Pessimistic(db) => db.get(key),
+        }
+        .expect("rocksdb get")
+    }
+    fn api(&self, workload: &str) -> &'static str {
+        match (workload, &self.db) {
+            ("txn_put", TxnDb::Optimistic(_)) => "OptimisticTransactionDB: put, commit",
+            ("txn_put", TxnDb::Pessimistic(_)) => "TransactionDB: put, commit",
+            (_, TxnDb::Optimistic(_)) => "OptimisticTransactionDB: 2 get_for_update, 2 put, commit",
+            (_, TxnDb::Pessimistic(_)) => "TransactionDB: 2 get_for_update, 2 put, commit",
         }
     }
 }
