@@ -23,7 +23,7 @@
 
 use super::family::Family;
 use super::{read, DbInner};
-use crate::batch::WriteBatch;
+use crate::batch::{BatchOp, WriteBatch};
 use crate::error::{Error, Result};
 use crate::types::{LookupKey, SeqNo, MAX_SEQNO};
 use std::collections::HashSet;
@@ -41,18 +41,31 @@ pub(crate) struct ConflictCheck {
 #[derive(Default)]
 pub(crate) struct EarlierWrites {
     keys: HashSet<(u32, Vec<u8>)>,
+    /// `(family id, start, end)` of their range deletions: each changes
+    /// every key in `start..end`.
+    ranges: Vec<(u32, Vec<u8>, Vec<u8>)>,
     built: bool,
 }
 
 impl EarlierWrites {
-    /// The keys, taken from `merged` (every accepted batch so far) the
+    /// The writes, taken from `merged` (every accepted batch so far) the
     /// first time they are needed.
-    pub(crate) fn keys(&mut self, merged: &WriteBatch) -> &HashSet<(u32, Vec<u8>)> {
+    pub(crate) fn built(&mut self, merged: &WriteBatch) -> &EarlierWrites {
         if !self.built {
             self.built = true;
             self.add(merged);
         }
-        &self.keys
+        self
+    }
+
+    /// Whether one of the accepted batches writes `key` of family `id`
+    /// (a put, delete or merge of it, or a range deletion covering it).
+    fn touches(&self, id: u32, key: &[u8]) -> bool {
+        (!self.keys.is_empty() && self.keys.contains(&(id, key.to_vec())))
+            || self
+                .ranges
+                .iter()
+                .any(|(f, start, end)| *f == id && start.as_slice() <= key && key < end.as_slice())
     }
 
     /// Notes the keys of `batch`, accepted into the group (nothing to do
@@ -65,7 +78,14 @@ impl EarlierWrites {
 
     fn add(&mut self, batch: &WriteBatch) {
         for (family, op) in batch.iter_cf() {
-            self.keys.insert((family, op.key().to_vec()));
+            match op {
+                BatchOp::DeleteRange { start, end } => {
+                    self.ranges.push((family, start.to_vec(), end.to_vec()))
+                }
+                _ => {
+                    self.keys.insert((family, op.key().to_vec()));
+                }
+            }
         }
     }
 }
@@ -89,7 +109,7 @@ fn family(inner: &DbInner, id: u32) -> Result<Arc<Family>> {
 pub(crate) fn verify(
     inner: &DbInner,
     check: &ConflictCheck,
-    earlier: &HashSet<(u32, Vec<u8>)>,
+    earlier: &EarlierWrites,
 ) -> Result<()> {
     let mut current: Option<Arc<Family>> = None;
     for (id, key, since) in &check.keys {
@@ -97,7 +117,7 @@ pub(crate) fn verify(
             Some(f) if f.id == *id => f,
             _ => family(inner, *id)?,
         };
-        if !earlier.is_empty() && earlier.contains(&(*id, key.clone())) {
+        if earlier.touches(*id, key) {
             return Err(Error::Conflict);
         }
         if changed_since(inner, &f, key, *since)? {
@@ -108,7 +128,10 @@ pub(crate) fn verify(
     Ok(())
 }
 
-/// Whether the newest entry of `key` in `family` was written after `since`.
+/// Whether the newest entry of `key` in `family` — a value, tombstone or
+/// merge operand of the key, or a range tombstone covering it — was
+/// written after `since`. (A range deletion counts even when the key had
+/// no value, as in RocksDB: the check looks at sequence numbers only.)
 pub(crate) fn changed_since(
     inner: &DbInner,
     family: &Family,
@@ -118,6 +141,9 @@ pub(crate) fn changed_since(
     let view = family.view.read().clone();
     let lookup = LookupKey::new(key, MAX_SEQNO);
     for mem in std::iter::once(&view.mem).chain(view.imms.iter()) {
+        if mem.max_covering(key, MAX_SEQNO) > since {
+            return Ok(true);
+        }
         if let Some(seq) = mem.newest_seq(&lookup) {
             return Ok(seq > since);
         }
@@ -131,6 +157,9 @@ pub(crate) fn changed_since(
                 continue;
             }
             let table = inner.table_cache.get(&file.meta)?;
+            if table.max_covering(key, MAX_SEQNO) > since {
+                return Ok(true);
+            }
             if let Some((seq, _, _)) = table.lookup(&lookup)? {
                 return Ok(seq > since);
             }

@@ -7,8 +7,8 @@
 mod background;
 mod cf_api;
 mod compaction;
-mod db_iter;
 mod conflict;
+mod db_iter;
 mod family;
 mod filenames;
 mod flush;

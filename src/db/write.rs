@@ -218,7 +218,7 @@ fn screen(inner: &DbInner, batch: &mut WriteBatch, apart: Vec<(Arc<Writer>, Writ
     let mut earlier = EarlierWrites::default();
     for (w, b) in apart {
         if let Some(check) = &w.check {
-            if let Err(e) = conflict::verify(inner, check, earlier.keys(batch)) {
+            if let Err(e) = conflict::verify(inner, check, earlier.built(batch)) {
                 *w.rejected.lock() = Some(e);
                 continue;
             }

@@ -3,8 +3,10 @@
 //! scans and seeks both ways, savepoints, commit (synced or not),
 //! rollback, drop — on several open transactions at once, over the
 //! default family and family "a", mixed with plain writes to the keys
-//! they use and with the model suite's plain operations (snapshots,
-//! flush, compaction, reopen, crash and recovery).
+//! they use and with the model suite's plain operations (merges and range
+//! deletions among them, which transactions must read through and which
+//! count as changes in the conflict check; snapshots, flush, compaction,
+//! reopen, crash and recovery).
 //!
 //! The reference is [`TxnModel`]: `MemoryBackend` for the data, plus what
 //! the documented isolation needs: a clock that every write to a key
@@ -161,8 +163,12 @@ pub struct TxnModel {
     mem: MemoryBackend,
     family: ColumnFamily,
     clock: u64,
-    /// Key → the clock of its last write.
+    /// Key → the clock of its last write (put, delete or merge).
     stamps: HashMap<Key, u64>,
+    /// `(slot, start, end, clock)` of each range deletion: it changes
+    /// every key in `start..end`, present or not (as the engine's check,
+    /// which looks at sequence numbers only).
+    range_stamps: Vec<(usize, Vec<u8>, Vec<u8>, u64)>,
     /// Locked key → owning transaction id.
     owners: HashMap<Key, u64>,
     next_id: u64,
@@ -170,7 +176,7 @@ pub struct TxnModel {
 
 impl TxnModel {
     pub fn new() -> TxnModel {
-        let mem = MemoryBackend::new();
+        let mem = super::reference();
         let family = mem
             .create_column_family(TXN_FAMILY, Default::default())
             .expect("create");
@@ -179,6 +185,7 @@ impl TxnModel {
             family,
             clock: 0,
             stamps: HashMap::new(),
+            range_stamps: Vec::new(),
             owners: HashMap::new(),
             next_id: 1,
         }
@@ -323,10 +330,13 @@ impl TxnModel {
     }
 
     fn commit(&mut self, mut t: ModelTxn) -> aidb::Result<()> {
-        let conflict = t
-            .tracked
-            .iter()
-            .any(|(k, since)| self.stamps.get(k).is_some_and(|s| s > since));
+        let conflict = t.tracked.iter().any(|(k, since)| {
+            self.stamps.get(k).is_some_and(|s| s > since)
+                || self
+                    .range_stamps
+                    .iter()
+                    .any(|(slot, a, z, c)| *slot == k.0 && a <= &k.1 && &k.1 < z && c > since)
+        });
         let result = if conflict {
             Err(aidb::Error::Conflict)
         } else {
@@ -436,21 +446,37 @@ pub fn run_txn_ops(h: &mut DbHarness, ops: &[TxnOp]) -> Result<(), String> {
             }
             TxnOp::Base(base) => {
                 data_step(h.backend(), &model.mem, base).map_err(fail)?;
-                // Stamp what it wrote (data_step wrote it to the model).
-                let written: Vec<Vec<u8>> = match base {
-                    Op::Put(k, _) | Op::Delete(k) => vec![k.0.clone()],
-                    Op::Batch(ops) => ops
-                        .iter()
-                        .map(|o| match o {
-                            super::BatchOp::Put(k, _) | super::BatchOp::Delete(k) => k.0.clone(),
-                        })
-                        .collect(),
-                    _ => Vec::new(),
+                // Stamp what it wrote (data_step wrote it to the model):
+                // keys, and ranges (a range deletion's start and end).
+                let mut written: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
+                match base {
+                    Op::Put(k, _) | Op::Delete(k) | Op::Merge(k, _) => {
+                        written.push((k.0.clone(), None))
+                    }
+                    Op::DeleteRange(a, z) => written.push((a.0.clone(), Some(z.0.clone()))),
+                    Op::Batch(ops) => {
+                        for o in ops {
+                            written.push(match o {
+                                super::BatchOp::Put(k, _)
+                                | super::BatchOp::Delete(k)
+                                | super::BatchOp::Merge(k, _) => (k.0.clone(), None),
+                                super::BatchOp::DeleteRange(a, z) => {
+                                    (a.0.clone(), Some(z.0.clone()))
+                                }
+                            })
+                        }
+                    }
+                    _ => {}
                 };
                 if !written.is_empty() {
                     model.clock += 1;
-                    for k in written {
-                        model.stamps.insert((0, k), model.clock);
+                    for (k, end) in written {
+                        match end {
+                            None => {
+                                model.stamps.insert((0, k), model.clock);
+                            }
+                            Some(z) => model.range_stamps.push((0, k, z, model.clock)),
+                        }
                     }
                 }
             }
