@@ -1,5 +1,5 @@
-//! The guides must keep up with the code: every `Options` field appears in
-//! docs/configuration.md and every `Error` variant in
+//! The guides must keep up with the code: every `Options`, `WriteOptions`
+//! and `TransactionOptions` field appears in docs/configuration.md and every `Error` variant in
 //! docs/troubleshooting.md; every guide is linked from the README.
 
 use std::path::Path;
@@ -63,6 +63,14 @@ fn every_option_is_in_the_configuration_guide() {
         assert!(
             guide.contains(&format!("`{f}`")),
             "docs/configuration.md lacks WriteOptions::{f}"
+        );
+    }
+    let txn = pub_fields(&read("src/txn/mod.rs"), "TransactionOptions");
+    assert_eq!(txn.len(), 3, "parsed {txn:?}");
+    for f in &txn {
+        assert!(
+            guide.contains(&format!("`{f}`")),
+            "docs/configuration.md lacks TransactionOptions::{f}"
         );
     }
 }

@@ -14,8 +14,8 @@
 //! pessimistic transaction also locks those keys (`lock`), so other
 //! pessimistic transactions wait for it instead of conflicting with it.
 //!
-//! The isolation this gives, stated precisely in the user guide
-//! (docs/getting-started.md, "Transactions"): snapshot isolation, with
+//! The isolation this gives, stated precisely in docs/transactions.md:
+//! snapshot isolation, with
 //! `get_for_update` to take a read into the conflict check (which makes a
 //! transaction that reads everything it depends on that way serializable).
 
