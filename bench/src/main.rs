@@ -17,6 +17,7 @@
 //! --out [db_bench].
 
 mod engines;
+mod features;
 mod hist;
 mod report;
 mod txn;
@@ -147,7 +148,9 @@ db_bench: AiDb, RocksDB and fjall on the same workloads with the same settings.
   --benchmarks LIST      fillseq,fillrandom,overwrite,readrandom,readrandom2,
                          readmissing,readseq,readreverse,seekrandom,readseq-raw,
                          readreverse-raw,seekrandom-raw,readwhilewriting,
-                         fillsync,fillbatch,txn_put,txn_transfer (all)
+                         readrandom-rangedel,fillsync,fillbatch,txn_put,
+                         txn_transfer,mergerandom,deleterange (all; engines
+                         without merge or range delete skip those three)
   --txn MODE             optimistic | pessimistic: the transactions of
                          txn_put and txn_transfer (RocksDB's
                          OptimisticTransactionDB or TransactionDB) (optimistic)

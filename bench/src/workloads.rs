@@ -27,18 +27,27 @@ pub const ALL: &[&str] = &[
     "readreverse-raw",
     "seekrandom-raw",
     "readwhilewriting",
+    "readrandom-rangedel",
     "fillsync",
     "fillbatch",
     "txn_put",
     "txn_transfer",
+    "mergerandom",
+    "deleterange",
 ];
 
 fn is_fresh(w: &str) -> bool {
-    matches!(w, "fillseq" | "fillrandom" | "fillsync" | "fillbatch")
+    matches!(
+        w,
+        "fillseq" | "fillrandom" | "fillsync" | "fillbatch" | "mergerandom" | "deleterange"
+    )
 }
 
 fn is_write(w: &str) -> bool {
-    is_fresh(w) || w == "overwrite"
+    matches!(
+        w,
+        "fillseq" | "fillrandom" | "fillsync" | "fillbatch" | "overwrite"
+    )
 }
 
 /// One result row.
@@ -99,7 +108,7 @@ pub fn proc_field(file: &str, field: &str) -> u64 {
 
 /// Bytes allocated on disk to every file under `dir`, as `du` counts them
 /// (engines keep subdirectories; fjall preallocates its journal sparsely).
-fn dir_size(dir: &Path) -> u64 {
+pub(crate) fn dir_size(dir: &Path) -> u64 {
     let Ok(rd) = std::fs::read_dir(dir) else {
         return 0;
     };
@@ -207,6 +216,10 @@ pub fn run_engine(engine: &str, s: &Settings, base: &Path) -> Vec<Row> {
         let (db, dir) = current.as_ref().expect("open");
         if w.ends_with("-raw") && !db.has_raw() {
             println!("  {engine:8} {w:17} skipped: no raw cursor API");
+            continue;
+        }
+        if let Some(feature) = crate::features::needs(w).filter(|f| !db.supports(f)) {
+            println!("  {engine:8} {w:17} skipped: no {feature} in its API");
             continue;
         }
         let row = run_one(engine, &**db, dir, w, s);
@@ -347,6 +360,7 @@ fn run_one(engine: &str, db: &dyn Engine, dir: &Path, w: &str, s: &Settings) -> 
                 r
             })
         }
+        w if crate::features::needs(w).is_some() => crate::features::run(engine, db, dir, w, s),
         other => die(&format!("unknown benchmark {other}")),
     };
     let (mut write_amp, mut engine_write_amp, mut stall_ms, mut disk_mb) = (None, None, None, None);

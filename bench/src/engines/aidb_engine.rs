@@ -11,6 +11,21 @@ use std::path::Path;
 
 struct AiDb(aidb::DB);
 
+/// `u64` addition, for `mergerandom`.
+struct AddU64;
+
+impl aidb::MergeOperator for AddU64 {
+    fn name(&self) -> &str {
+        "uint64add"
+    }
+    fn full_merge(&self, _key: &[u8], existing: Option<&[u8]>, ops: &[&[u8]]) -> Option<Vec<u8>> {
+        Some(crate::features::add_u64(existing, ops.iter().copied()))
+    }
+    fn partial_merge(&self, _key: &[u8], ops: &[&[u8]]) -> Option<Vec<u8>> {
+        Some(crate::features::add_u64(None, ops.iter().copied()))
+    }
+}
+
 fn options(dir: &Path, s: &Settings) -> aidb::Options {
     let compression = match s.compression.as_str() {
         "none" => aidb::Compression::None,
@@ -23,6 +38,7 @@ fn options(dir: &Path, s: &Settings) -> aidb::Options {
         bloom_bits_per_key: s.bloom_bits,
         block_size: 4096,
         compression,
+        merge_operator: Some(std::sync::Arc::new(AddU64)),
         ..aidb::Options::new(dir)
     }
 }
@@ -131,6 +147,20 @@ impl Engine for AiDb {
         it.status().expect("aidb raw seek");
         read
     }
+    fn supports(&self, feature: &str) -> bool {
+        matches!(feature, "merge" | "delete_range")
+    }
+    fn merge(&self, key: &[u8], operand: &[u8]) {
+        self.0.merge(key, operand).expect("aidb merge");
+    }
+    fn delete_range(&self, start: &[u8], end: &[u8]) {
+        self.0
+            .delete_range(start.to_vec()..end.to_vec())
+            .expect("aidb delete_range");
+    }
+    fn compact_all(&self) {
+        self.0.compact_range(..).expect("aidb compact_range");
+    }
     fn settle(&self) {
         self.0.flush().expect("aidb flush");
         self.0.wait_for_idle().expect("aidb wait_for_idle");
@@ -153,6 +183,8 @@ impl Engine for AiDb {
             "seekrandom" => "db.range(k..).take(10)",
             "readseq-raw" | "readreverse-raw" | "seekrandom-raw" => "raw_iterator() cursor",
             "readwhilewriting" => "db.get (writer: db.put)",
+            "mergerandom" => "db.merge",
+            "deleterange" => "db.delete_range(a..b)",
             _ => "db.get",
         }
     }

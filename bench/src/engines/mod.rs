@@ -44,6 +44,22 @@ pub trait Engine: Send + Sync {
     fn raw_seek_read(&self, _key: &[u8], _n: usize) -> usize {
         unreachable!("no raw cursor")
     }
+    /// Whether the engine offers `feature` ("merge", "delete_range").
+    fn supports(&self, _feature: &str) -> bool {
+        false
+    }
+    /// Merges a little-endian `u64` operand (the engine adds them).
+    fn merge(&self, _key: &[u8], _operand: &[u8]) {
+        unreachable!("no merge operator")
+    }
+    /// Deletes every key in `[start, end)` with one range deletion.
+    fn delete_range(&self, _start: &[u8], _end: &[u8]) {
+        unreachable!("no range delete")
+    }
+    /// Compacts the whole key space and waits for it.
+    fn compact_all(&self) {
+        unreachable!("no manual compaction")
+    }
     /// Flushes the memtable and waits until background work is done.
     fn settle(&self);
     /// The engine's own counters, if it keeps them.

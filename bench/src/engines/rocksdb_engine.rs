@@ -60,6 +60,9 @@ fn options(s: &Settings) -> rocksdb::Options {
     opts.create_if_missing(true);
     opts.set_write_buffer_size(s.write_buffer_size);
     opts.set_max_background_jobs(2);
+    opts.set_merge_operator_associative("uint64add", |_key, existing, operands| {
+        Some(crate::features::add_u64(existing, operands.iter()))
+    });
     opts.set_compression_type(match s.compression.as_str() {
         "none" => rocksdb::DBCompressionType::None,
         "snappy" => rocksdb::DBCompressionType::Snappy,
@@ -182,6 +185,21 @@ impl Engine for Rocks {
         it.status().expect("rocksdb raw seek");
         read
     }
+    fn supports(&self, feature: &str) -> bool {
+        matches!(feature, "merge" | "delete_range")
+    }
+    fn merge(&self, key: &[u8], operand: &[u8]) {
+        self.db.merge(key, operand).expect("rocksdb merge");
+    }
+    fn delete_range(&self, start: &[u8], end: &[u8]) {
+        let cf = self.db.cf_handle("default").expect("default family");
+        self.db
+            .delete_range_cf(&cf, start, end)
+            .expect("rocksdb delete_range");
+    }
+    fn compact_all(&self) {
+        self.db.compact_range(None::<&[u8]>, None::<&[u8]>);
+    }
     fn settle(&self) {
         let mut wait = WaitForCompactOptions::default();
         wait.set_flush(true);
@@ -207,6 +225,8 @@ impl Engine for Rocks {
             "seekrandom" => "db.iterator(From(k, Forward)).take(10)",
             "readseq-raw" | "readreverse-raw" | "seekrandom-raw" => "db.raw_iterator()",
             "readwhilewriting" => "db.get (writer: db.put)",
+            "mergerandom" => "db.merge (associative uint64add)",
+            "deleterange" => "db.delete_range_cf(default, a, b)",
             _ => "db.get",
         }
     }
