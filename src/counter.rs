@@ -24,9 +24,15 @@ thread_local! {
     };
 }
 
+/// This thread's stripe, in `0..16`: other striped structures (the
+/// statistics histograms) use it too.
+pub(crate) fn stripe_index() -> usize {
+    STRIPE.with(|s| *s)
+}
+
 impl StripedCounter {
     pub(crate) fn add(&self, n: u64) {
-        let i = STRIPE.with(|s| *s);
+        let i = stripe_index();
         self.stripes[i].0.fetch_add(n, Ordering::Relaxed);
     }
 

@@ -21,11 +21,13 @@ mod internal_iter;
 #[cfg(feature = "internals")]
 pub mod internals;
 mod iterator;
+mod listener;
 mod memtable;
 mod merge;
 mod operators;
 mod options;
 mod range_del;
+mod statistics;
 mod table;
 mod ttl;
 mod txn;
@@ -41,8 +43,14 @@ pub use db::{DbSnapshot, DbStats, LevelStats, DB};
 pub use error::{Error, Result};
 pub use iterator::{DbIterator, KeyRange, RawIterator};
 pub use operators::{CompactionFilter, FilterDecision, MergeOperator};
+pub use listener::{
+    BackgroundErrorInfo, CompactionJobInfo, CompactionReason, ErrorRecovery, EventListener,
+    FlushJobInfo, RecoveryInfo, TableFile, TableFileCreationInfo, TableFileDeletionInfo,
+    TableFileReason, WriteStallCondition, WriteStallInfo,
+};
 pub use options::{
     Compression, Options, WalRecoveryMode, WriteOptions, DEFAULT_COLUMN_FAMILY, MAX_BATCH_SIZE,
     MAX_KEY_SIZE, MAX_VALUE_SIZE,
 };
 pub use txn::{Transaction, TransactionOptions};
+pub use statistics::{CacheCounts, Histogram, Statistics};

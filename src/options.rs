@@ -4,6 +4,7 @@ use crate::cf_options::ColumnFamilyOptions;
 use crate::error::{Error, Result};
 use crate::fs::{FileSystem, OsFileSystem};
 use crate::operators::{CompactionFilter, MergeOperator};
+use crate::listener::EventListener;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -151,6 +152,10 @@ pub struct Options {
     /// logs alive for ever. 0 means four times the sum, over all families,
     /// of `write_buffer_size × max_write_buffer_number`. Default: 0.
     pub max_total_wal_size: u64,
+    /// Callbacks for flushes, compactions, table files, write stalls and
+    /// failures (see [`EventListener`]). They run on a thread of their
+    /// own, never under an engine lock. Default: none.
+    pub listeners: Vec<Arc<dyn EventListener>>,
 }
 
 impl Default for Options {
@@ -184,6 +189,7 @@ impl Default for Options {
             ttl: None,
             column_families: HashMap::new(),
             max_total_wal_size: 0,
+            listeners: Vec::new(),
         }
     }
 }
@@ -234,6 +240,7 @@ impl std::fmt::Debug for Options {
             .field("ttl", &self.ttl)
             .field("column_families", &self.column_families)
             .field("max_total_wal_size", &self.max_total_wal_size)
+            .field("listeners", &self.listeners.len())
             .finish()
     }
 }

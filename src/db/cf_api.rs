@@ -4,7 +4,7 @@
 
 use super::family::{Family, ReadView};
 use super::health::Failure;
-use super::{compaction, read, stats, write, DbInner, DbStats};
+use super::{compaction, instrument, read, stats, write, DbInner, DbStats};
 use crate::batch::WriteBatch;
 use crate::cf_options::ColumnFamilyOptions;
 use crate::column_family::{ColumnFamily, Target};
@@ -142,14 +142,18 @@ pub(crate) fn write_batch(
     batch: WriteBatch,
     options: &WriteOptions,
 ) -> Result<()> {
-    write::write(inner, batch, options.sync)
+    instrument::write(inner, batch, |batch| {
+        write::write(inner, batch, options.sync)
+    })
 }
 
 pub(crate) fn get_cf(inner: &Arc<DbInner>, family: &Family, key: &[u8]) -> Result<Option<Vec<u8>>> {
-    inner.check_open()?;
-    check_live(family)?;
-    let (seq, view) = family.current_view(&inner.visible_seq);
-    read::get(inner, family, &view, key, seq)
+    instrument::get(inner, || {
+        inner.check_open()?;
+        check_live(family)?;
+        let (seq, view) = family.current_view(&inner.visible_seq);
+        read::get(inner, family, &view, key, seq)
+    })
 }
 
 pub(crate) fn raw_iterator_cf(inner: &Arc<DbInner>, family: &Family) -> Box<dyn RawIterator> {
@@ -157,7 +161,8 @@ pub(crate) fn raw_iterator_cf(inner: &Arc<DbInner>, family: &Family) -> Box<dyn 
         return Box::new(read::FailedIterator(e));
     }
     let (seq, view) = family.current_view(&inner.visible_seq);
-    Box::new(read::DbRawIterator::new(inner, family, view, seq))
+    let iter = read::DbRawIterator::new(inner, family, view, seq);
+    Box::new(instrument::StatsIterator::new(iter, inner.clone()))
 }
 
 /// Writes the family's memtables to table files and waits for the ones

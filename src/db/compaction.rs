@@ -349,6 +349,7 @@ fn execute(
     allow_move: bool,
 ) -> Result<()> {
     let out_level = c.out_level;
+    let mut job = super::events::CompactionJob::begin(inner, family, &c, !allow_move);
     let mut edit = FamilyEdit::new(family.id);
     for f in &c.inputs {
         edit.deleted_files.push((c.level as u32, f.meta.number));
@@ -385,6 +386,7 @@ fn execute(
                 return Err(inner.stop_writes(e, failure));
             }
         };
+        job.wrote(inner, &outputs);
         let read: u64 = c.inputs.iter().chain(&c.next).map(|f| f.meta.size).sum();
         let written: u64 = outputs.iter().map(|m| m.size).sum();
         family
@@ -418,10 +420,12 @@ fn execute(
             return Ok(());
         }
         family.stats.compactions.fetch_add(1, Ordering::Relaxed);
+        job.completed(inner);
         return Ok(());
     }
     if inner.install(family, edit, None)? {
         family.stats.compactions.fetch_add(1, Ordering::Relaxed);
+        job.completed(inner);
     }
     Ok(())
 }

@@ -56,6 +56,8 @@ pub(crate) struct Family {
     /// Last-level files a rewrite in place left with sequence numbers that
     /// no reader needs (see `compaction::bottom_garbage`).
     pub(crate) settled_bottom: Mutex<HashSet<u64>>,
+    /// The write stall condition last reported (see `events::note_stall`).
+    pub(crate) stall: std::sync::atomic::AtomicU8,
 }
 
 impl Family {
@@ -80,6 +82,7 @@ impl Family {
             stats: FamilyStats::default(),
             dropped: AtomicBool::new(false),
             settled_bottom: Mutex::new(HashSet::new()),
+            stall: super::events::new_stall_state(),
         }
     }
 

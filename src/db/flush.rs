@@ -71,6 +71,7 @@ pub(crate) fn flush_oldest(inner: &DbInner, family: &Family) -> Result<bool> {
         None => return Ok(false),
     };
     let number = inner.new_file_number();
+    let mut job = super::events::FlushJob::begin(inner, family, &imm);
     let written = write_table(
         &*inner.fs,
         &inner.dir,
@@ -91,6 +92,7 @@ pub(crate) fn flush_oldest(inner: &DbInner, family: &Family) -> Result<bool> {
             return Err(inner.stop_writes(e, failure));
         }
     };
+    job.wrote(inner, meta.as_ref());
     let size = meta.as_ref().map_or(0, |m| m.size);
     let edit = FamilyEdit {
         // The family's writes in logs older than its next memtable's are
@@ -109,6 +111,7 @@ pub(crate) fn flush_oldest(inner: &DbInner, family: &Family) -> Result<bool> {
         .bytes_flushed
         .fetch_add(size, Ordering::Relaxed);
     family.stats.flushes.fetch_add(1, Ordering::Relaxed);
+    job.completed(inner);
     let oldest_live_log = inner.versions.lock().log_number;
     remove_logs_below(inner, oldest_live_log);
     Ok(true)

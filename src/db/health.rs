@@ -46,10 +46,9 @@ impl DbInner {
         {
             let mut stopped = self.stopped.lock();
             if stopped.as_ref().is_none_or(|s| s.failure < failure) {
-                *stopped = Some(Stopped {
-                    cause: Arc::new(err.duplicate()),
-                    failure,
-                });
+                let cause = Arc::new(err.duplicate());
+                super::events::background_error(self, &cause, failure);
+                *stopped = Some(Stopped { cause, failure });
             }
         }
         if failure == Failure::Background {
@@ -104,7 +103,9 @@ impl DbInner {
         let mut stopped = self.stopped.lock();
         // A failure during the flushes above may have made things worse.
         if stopped.as_ref().is_some_and(|s| s.failure <= failure) {
-            *stopped = None;
+            if let Some(s) = stopped.take() {
+                super::events::recovered(self, s.cause);
+            }
         }
         drop(stopped);
         self.bg.recovered();

@@ -9,10 +9,12 @@ mod cf_api;
 mod compaction;
 mod conflict;
 mod db_iter;
+mod events;
 mod family;
 mod filenames;
 mod flush;
 mod health;
+mod instrument;
 mod level_iter;
 mod open;
 mod read;
@@ -28,6 +30,7 @@ pub(crate) use cf_api::{
     compact_range_cf, flush_cf, get_cf, raw_iterator_cf, stats_cf, write_batch,
 };
 pub(crate) use conflict::{get_latest, ConflictCheck};
+pub(crate) use events::table_file;
 pub(crate) use family::Family;
 pub use read::DbSnapshot;
 pub(crate) use read::FailedIterator;
@@ -86,6 +89,8 @@ pub(crate) struct DbInner {
     /// Held while a compaction runs: one at a time, background or manual.
     pub(crate) compaction_lock: Mutex<()>,
     pub(crate) stats: Stats,
+    /// Logging, listeners and the statistics of background work.
+    pub(crate) events: Arc<events::Events>,
     /// Sequence numbers of live snapshots, with their counts.
     pub(crate) snapshots: Mutex<BTreeMap<SeqNo, usize>>,
     /// The failure that stopped writes, if any (see `health`).
@@ -279,8 +284,7 @@ impl DbInner {
             .lock()
             .mark_clean_close()
             .map_err(|e| self.stop_writes(e, health::Failure::Fatal))?;
-        wal.sync()
-            .map_err(|e| self.stop_writes(e, health::Failure::Fatal))
+        instrument::sync_wal(self, wal).map_err(|e| self.stop_writes(e, health::Failure::Fatal))
     }
 }
 
@@ -443,9 +447,11 @@ impl DB {
 
     /// The value of `key`, or `None`.
     pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Vec<u8>>> {
-        self.inner.check_open()?;
-        let (seq, view) = self.inner.default.current_view(&self.inner.visible_seq);
-        read::get(&self.inner, &self.inner.default, &view, key.as_ref(), seq)
+        instrument::get(&self.inner, || {
+            self.inner.check_open()?;
+            let (seq, view) = self.inner.default.current_view(&self.inner.visible_seq);
+            read::get(&self.inner, &self.inner.default, &view, key.as_ref(), seq)
+        })
     }
 
     /// Every pair in ascending key order, as of this call; `.rev()` for
@@ -565,6 +571,28 @@ impl DB {
         stats::collect(&self.inner, &self.inner.default)
     }
 
+    /// The database's statistics since it was opened, across every column
+    /// family: operation counts and bytes, cache and bloom filter
+    /// effectiveness, stalls, background work, and latency histograms.
+    /// `Display` prints them as text. Recording them costs no lock on any
+    /// path (see docs/operations.md).
+    ///
+    /// ```
+    /// # fn main() -> aidb::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let db = aidb::DB::open(dir.path())?;
+    /// db.put("k", "value")?;
+    /// db.get("k")?;
+    /// let s = db.statistics();
+    /// assert_eq!((s.keys_written, s.bytes_written, s.keys_found), (1, 6, 1));
+    /// println!("{s}");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn statistics(&self) -> crate::Statistics {
+        stats::statistics(&self.inner)
+    }
+
     /// Creates a column family: a keyspace with its own memtables, table
     /// files and `options`, sharing the log (so one [`WriteBatch`] is
     /// atomic across families). The creation is durable when this returns.
@@ -642,6 +670,8 @@ impl DB {
 impl Drop for DB {
     fn drop(&mut self) {
         let _ = self.inner.close();
+        // Listeners hear of everything the close did before it returns.
+        self.inner.events.drain();
     }
 }
 

@@ -10,6 +10,7 @@
 //! MANIFEST and logs in charge.
 
 use super::background::Background;
+use super::events::{self, Events};
 use super::family::{Families, Family};
 use super::filenames::{self, table_path, FileType, IDENTITY, LOCK};
 use super::flush::write_table;
@@ -193,6 +194,7 @@ pub(crate) fn open(opts: Options) -> Result<Arc<DbInner>> {
     if !recovered.is_empty() {
         fs.sync_dir(&dir).ctx(&dir)?;
     }
+    let recovered_tables = recovered.len();
     for (id, meta) in recovered {
         if let Some(f) = families.iter_mut().find(|f| f.id == id) {
             f.levels[0].push(meta);
@@ -206,7 +208,8 @@ pub(crate) fn open(opts: Options) -> Result<Arc<DbInner>> {
         block_cache,
         opts.max_open_files,
     ));
-    let deleter = make_deleter(fs.clone(), &dir, table_cache.clone());
+    let events = Arc::new(Events::new(&dir, &opts.listeners));
+    let deleter = make_deleter(fs.clone(), &dir, table_cache.clone(), events.clone());
 
     // Record every family, the recovered tables and the new log in a new
     // MANIFEST.
@@ -291,6 +294,7 @@ pub(crate) fn open(opts: Options) -> Result<Arc<DbInner>> {
         bg: Background::default(),
         compaction_lock: Mutex::new(()),
         stats: Stats::default(),
+        events,
         snapshots: Mutex::new(BTreeMap::new()),
         stopped: Mutex::new(None),
         txn_locks: Default::default(),
@@ -303,6 +307,7 @@ pub(crate) fn open(opts: Options) -> Result<Arc<DbInner>> {
         .log_damage_skipped
         .store(log_damage, Ordering::Relaxed);
     remove_obsolete_files(&inner, log_number, manifest_number)?;
+    events::opened(&inner, logs.len(), recovered_tables);
     Background::start(&inner);
     Ok(inner)
 }
@@ -449,12 +454,17 @@ fn opening_families(
     Ok(out)
 }
 
-fn make_deleter(fs: Arc<dyn FileSystem>, dir: &Path, table_cache: Arc<TableCache>) -> Deleter {
+fn make_deleter(
+    fs: Arc<dyn FileSystem>,
+    dir: &Path,
+    table_cache: Arc<TableCache>,
+    events: Arc<Events>,
+) -> Deleter {
     let dir = dir.to_path_buf();
     Arc::new(move |number| {
         table_cache.evict(number);
         // A failure leaves an orphan that the next open removes.
-        let _ = fs.remove_file(&table_path(&dir, number));
+        events.table_deleted(number, fs.remove_file(&table_path(&dir, number)));
     })
 }
 

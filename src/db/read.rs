@@ -168,13 +168,9 @@ impl DbSnapshot {
     /// The value of `key` as of the snapshot.
     pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Vec<u8>>> {
         let view = self.inner.default.view.read().clone();
-        get(
-            &self.inner,
-            &self.inner.default,
-            &view,
-            key.as_ref(),
-            self.seq,
-        )
+        super::instrument::get(&self.inner, || {
+            get(&self.inner, &self.inner.default, &view, key.as_ref(), self.seq)
+        })
     }
 
     /// Every pair of the snapshot in ascending key order.
@@ -208,7 +204,9 @@ impl DbSnapshot {
     pub fn get_cf(&self, cf: &ColumnFamily, key: impl AsRef<[u8]>) -> Result<Option<Vec<u8>>> {
         let family = self.family(cf)?;
         let view = family.view.read().clone();
-        get(&self.inner, &family, &view, key.as_ref(), self.seq)
+        super::instrument::get(&self.inner, || {
+            get(&self.inner, &family, &view, key.as_ref(), self.seq)
+        })
     }
 
     /// Every pair of column family `cf` as of the snapshot.
@@ -230,7 +228,11 @@ impl DbSnapshot {
 
     fn raw(&self, family: &Family) -> Box<dyn RawIterator> {
         let view = family.view.read().clone();
-        Box::new(DbRawIterator::new(&self.inner, family, view, self.seq))
+        let iter = DbRawIterator::new(&self.inner, family, view, self.seq);
+        Box::new(super::instrument::StatsIterator::new(
+            iter,
+            self.inner.clone(),
+        ))
     }
 }
 

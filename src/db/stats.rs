@@ -11,6 +11,8 @@ use std::time::Duration;
 pub(crate) struct Stats {
     pub(crate) stall_micros: AtomicU64,
     pub(crate) log_damage_skipped: AtomicU64,
+    /// Counters and histograms of [`crate::Statistics`].
+    pub(crate) rec: crate::statistics::Recorder,
 }
 
 impl Stats {
@@ -148,4 +150,25 @@ pub(crate) fn collect(inner: &DbInner, family: &Family) -> DbStats {
         last_sequence: inner.visible_seq.load(Ordering::Acquire),
         log_damage_skipped: load(&s.log_damage_skipped),
     }
+}
+
+/// The database-wide [`Statistics`](crate::Statistics): the recorder's
+/// counters and histograms with what the caches, filters and stall
+/// accounting keep.
+pub(crate) fn statistics(inner: &DbInner) -> crate::Statistics {
+    let mut s = inner.stats.rec.snapshot();
+    let (hits, misses, _) = inner
+        .table_cache
+        .block_cache()
+        .map(|c| c.hit_miss_bytes())
+        .unwrap_or_default();
+    s.data_block_cache.hits = hits;
+    s.data_block_cache.misses = misses;
+    let (hits, misses) = inner.table_cache.hits_misses();
+    s.index_and_filter_blocks.hits = hits;
+    s.index_and_filter_blocks.misses = misses;
+    (s.bloom_checks, s.bloom_useful) = inner.table_cache.bloom_totals();
+    s.stall_time = Duration::from_micros(inner.stats.stall_micros.load(Ordering::Relaxed));
+    s.listener_panics = inner.events.listener_panics();
+    s
 }

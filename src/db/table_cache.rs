@@ -2,6 +2,7 @@
 
 use super::filenames::table_path;
 use crate::block_cache::BlockCache;
+use crate::counter::StripedCounter;
 use crate::error::{Error, IoContext, Result};
 use crate::fs::FileSystem;
 use crate::table::{BloomStats, Table};
@@ -28,6 +29,10 @@ pub(crate) struct TableCache {
     /// tables never serialise; opening and evicting take the write lock.
     open: RwLock<HashMap<u64, OpenTable>>,
     tick: AtomicU64,
+    /// Lookups that found their table open, and ones that opened it
+    /// (reading its index and filter blocks): see `Statistics`.
+    hits: StripedCounter,
+    misses: StripedCounter,
 }
 
 impl TableCache {
@@ -45,6 +50,8 @@ impl TableCache {
             bloom_stats: Arc::default(),
             open: RwLock::new(HashMap::new()),
             tick: AtomicU64::new(0),
+            hits: StripedCounter::default(),
+            misses: StripedCounter::default(),
         }
     }
 
@@ -56,8 +63,10 @@ impl TableCache {
         let now = self.tick.load(Ordering::Relaxed);
         if let Some(t) = self.open.read().get(&meta.number) {
             t.last_used.store(now, Ordering::Relaxed);
+            self.hits.add(1);
             return Ok(t.table.clone());
         }
+        self.misses.add(1);
         let path = table_path(&self.dir, meta.number);
         let file = self.fs.open(&path).ctx(&path)?;
         // A file of the wrong size, or another valid table in this one's
@@ -116,6 +125,11 @@ impl TableCache {
 
     pub(crate) fn block_cache(&self) -> Option<&Arc<BlockCache>> {
         self.block_cache.as_ref()
+    }
+
+    /// (lookups that found the table open, lookups that opened it).
+    pub(crate) fn hits_misses(&self) -> (u64, u64) {
+        (self.hits.get(), self.misses.get())
     }
 
     /// (bloom filter checks, checks that ruled a table out).

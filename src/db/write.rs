@@ -282,7 +282,7 @@ fn commit_group(
         }
     }
     if sync {
-        if let Err(e) = wal.writer.sync() {
+        if let Err(e) = inner.stats.rec.time_wal_sync(|| wal.writer.sync()) {
             return Err(inner.stop_writes(Error::io(&wal.path, e), Failure::Fatal));
         }
     }
@@ -374,6 +374,7 @@ fn make_room_in(inner: &DbInner, wal: &mut WalState, family: &Family) -> Result<
     let mut slowed_down = false;
     loop {
         let view = family.view.read().clone();
+        super::events::note_stall(inner, family, &view);
         let l0_files = view.version.levels[0].len();
         if l0_files >= opts.level0_slowdown_writes_trigger
             && l0_files < opts.level0_stop_writes_trigger
@@ -501,8 +502,7 @@ fn freeze(family: &Family, log_number: u64) {
 fn new_log(inner: &DbInner, wal: &mut WalState) -> Result<()> {
     // The old log must be durable before a newer one can hold data, or a
     // power cut could keep later writes while losing earlier ones.
-    wal.sync()
-        .map_err(|e| inner.stop_writes(e, Failure::Fatal))?;
+    super::instrument::sync_wal(inner, wal).map_err(|e| inner.stop_writes(e, Failure::Fatal))?;
     let number = inner.new_file_number();
     let (path, writer) = create_log(&*inner.fs, &inner.dir, number).map_err(|e| {
         // Nothing was written to the new log; the old one is intact.
@@ -529,7 +529,7 @@ pub(crate) fn freeze_memtable(inner: &DbInner, family: &Family) -> Result<Option
         // Nothing of this family to freeze, but the promise holds for every
         // write made before the call: other families' writes are in the
         // shared log, which a rotation would have synced.
-        wal.sync()
+        super::instrument::sync_wal(inner, &mut wal)
             .map_err(|e| inner.stop_writes(e, Failure::Fatal))?;
     }
     rotate(inner, &mut wal, family)?;
