@@ -29,6 +29,7 @@ mod options;
 mod range_del;
 mod statistics;
 mod table;
+pub mod tools;
 mod ttl;
 mod txn;
 mod types;

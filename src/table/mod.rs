@@ -15,6 +15,7 @@
 mod block;
 mod bloom;
 mod builder;
+mod describe;
 mod format;
 mod reader;
 
@@ -22,6 +23,7 @@ pub(crate) use block::Block;
 #[cfg(any(test, feature = "internals"))]
 pub(crate) use block::BlockBuilder;
 pub(crate) use builder::{TableBuildOptions, TableBuilder};
+pub(crate) use describe::layout;
 pub(crate) use reader::{BloomStats, Table, TableIterator};
 
 use crate::coding::{get_length_prefixed, get_varint64, put_length_prefixed, put_varint64};
