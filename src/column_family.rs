@@ -210,6 +210,16 @@ impl ColumnFamily {
         }
     }
 
+    /// The value of property `name` for this family (see
+    /// [`DB::property`](crate::DB::property)); `None` for an unknown name,
+    /// a memory backend or a dropped family.
+    pub fn property(&self, name: &str) -> Option<String> {
+        match self.db() {
+            Ok(Some((db, family))) => crate::db::property_cf(&db, family, name),
+            _ => None,
+        }
+    }
+
     /// This family's figures: its levels, memtables, flushes and
     /// compactions, with the database-wide counters (see
     /// [`DB::stats`](crate::DB::stats)). Empty for a memory backend or a

@@ -180,6 +180,11 @@ impl MemTable {
         self.size.load(AtomicOrdering::Relaxed)
     }
 
+    /// Entries (point versions), for estimates.
+    pub(crate) fn len(&self) -> usize {
+        self.map.len()
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.map.is_empty() && !self.has_range_dels.load(AtomicOrdering::Acquire)
     }

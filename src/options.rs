@@ -3,8 +3,8 @@
 use crate::cf_options::ColumnFamilyOptions;
 use crate::error::{Error, Result};
 use crate::fs::{FileSystem, OsFileSystem};
-use crate::operators::{CompactionFilter, MergeOperator};
 use crate::listener::EventListener;
+use crate::operators::{CompactionFilter, MergeOperator};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -192,6 +192,10 @@ pub(crate) fn compact_range_cf(inner: &DbInner, family: &Family, range: &KeyRang
     compaction::compact_range(inner, family, range)
 }
 
+pub(crate) fn property_cf(inner: &DbInner, family: &Family, name: &str) -> Option<String> {
+    super::properties::property(inner, family, name)
+}
+
 pub(crate) fn stats_cf(inner: &DbInner, family: &Family) -> DbStats {
     stats::collect(inner, family)
 }

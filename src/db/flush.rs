@@ -26,18 +26,27 @@ pub(crate) fn build_options(o: &ColumnFamilyOptions, level: usize) -> TableBuild
     }
 }
 
+/// The column family a table is written for: its options, and its id and
+/// name, which the table records (see `TableBuilder::set_family`).
+pub(crate) struct TableFamily<'a> {
+    pub(crate) id: u32,
+    pub(crate) name: &'a str,
+    pub(crate) opts: &'a ColumnFamilyOptions,
+}
+
 /// Writes every entry of `iter` and the range tombstones `range_dels` to
 /// table `number`, synced. Returns `None` when there was nothing to write.
 /// The directory is not synced: the caller does it once for all outputs.
 pub(crate) fn write_table(
     fs: &dyn FileSystem,
     dir: &Path,
-    opts: &ColumnFamilyOptions,
+    family: TableFamily<'_>,
     iter: &mut dyn InternalIterator,
     range_dels: &Fragments,
     number: u64,
     level: usize,
 ) -> Result<Option<FileMeta>> {
+    let opts = family.opts;
     iter.seek_to_first();
     if !iter.valid() {
         iter.status()?;
@@ -48,6 +57,7 @@ pub(crate) fn write_table(
     let path = table_path(dir, number);
     let file = fs.create(&path).ctx(&path)?;
     let mut builder = TableBuilder::new(file, path.clone(), build_options(opts, level));
+    builder.set_family(family.id, family.name);
     let mut meta = FileMeta::new(number);
     while iter.valid() {
         let key = iter.key();
@@ -75,7 +85,11 @@ pub(crate) fn flush_oldest(inner: &DbInner, family: &Family) -> Result<bool> {
     let written = write_table(
         &*inner.fs,
         &inner.dir,
-        &family.opts,
+        TableFamily {
+            id: family.id,
+            name: &family.name,
+            opts: &family.opts,
+        },
         &mut imm.iter(),
         &imm.fragments(),
         number,

@@ -17,7 +17,9 @@ mod health;
 mod instrument;
 mod level_iter;
 mod open;
+mod properties;
 mod read;
+mod repair;
 mod replay;
 mod resolve;
 mod rewrite;
@@ -27,13 +29,16 @@ mod verify;
 mod write;
 
 pub(crate) use cf_api::{
-    compact_range_cf, flush_cf, get_cf, raw_iterator_cf, stats_cf, write_batch,
+    compact_range_cf, flush_cf, get_cf, property_cf, raw_iterator_cf, stats_cf, write_batch,
 };
 pub(crate) use conflict::{get_latest, ConflictCheck};
 pub(crate) use events::table_file;
 pub(crate) use family::Family;
+pub use properties::PROPERTIES;
 pub use read::DbSnapshot;
 pub(crate) use read::FailedIterator;
+pub(crate) use repair::repair as repair_with;
+pub use repair::RepairReport;
 pub use stats::{DbStats, LevelStats};
 pub(crate) use write::write_checked;
 
@@ -591,6 +596,29 @@ impl DB {
     /// ```
     pub fn statistics(&self) -> crate::Statistics {
         stats::statistics(&self.inner)
+    }
+
+    /// The value of the property `name` of the default column family (and
+    /// the database-wide ones), as text; `None` for an unknown name. As
+    /// RocksDB's `GetProperty`: for example
+    /// `aidb.num-files-at-level0`, `aidb.estimate-pending-compaction-bytes`,
+    /// `aidb.cur-size-all-mem-tables`, `aidb.estimate-num-keys`,
+    /// `aidb.num-running-compactions`, `aidb.background-errors`. Every name
+    /// is in [`PROPERTIES`](crate::PROPERTIES) and docs/operations.md.
+    ///
+    /// ```
+    /// # fn main() -> aidb::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let db = aidb::DB::open(dir.path())?;
+    /// db.put("k", "v")?;
+    /// db.flush()?;
+    /// assert_eq!(db.property("aidb.num-files-at-level0").as_deref(), Some("1"));
+    /// assert_eq!(db.property("no.such.property"), None);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn property(&self, name: &str) -> Option<String> {
+        properties::property(&self.inner, &self.inner.default, name)
     }
 
     /// Creates a column family: a keyspace with its own memtables, table

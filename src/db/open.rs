@@ -13,7 +13,7 @@ use super::background::Background;
 use super::events::{self, Events};
 use super::family::{Families, Family};
 use super::filenames::{self, table_path, FileType, IDENTITY, LOCK};
-use super::flush::write_table;
+use super::flush::{write_table, TableFamily};
 use super::replay::{Replay, ReplayFamily};
 use super::stats::Stats;
 use super::table_cache::TableCache;
@@ -163,10 +163,20 @@ pub(crate) fn open(opts: Options) -> Result<Arc<DbInner>> {
         })
         .collect();
     let mut replay = Replay::new(&opts, replay_families, max_family_id, last_seq);
-    let family_opts = |id: u32| families.iter().find(|f| f.id == id).map(|f| &f.opts);
+    let family_of = |id: u32| families.iter().find(|f| f.id == id);
     let mut flush = |id: u32, mem: &Arc<MemTable>| -> Result<()> {
-        if let Some(o) = family_opts(id) {
-            if let Some(meta) = flush_recovered(&*fs, &dir, o, mem, &new_number)? {
+        if let Some(f) = family_of(id) {
+            if let Some(meta) = flush_recovered(
+                &*fs,
+                &dir,
+                TableFamily {
+                    id,
+                    name: &f.name,
+                    opts: &f.opts,
+                },
+                mem,
+                &new_number,
+            )? {
                 recovered.push((id, meta));
             }
         }
@@ -480,7 +490,7 @@ fn write_identity(fs: &dyn FileSystem, dir: &Path) -> Result<()> {
 fn flush_recovered(
     fs: &dyn FileSystem,
     dir: &Path,
-    opts: &ColumnFamilyOptions,
+    family: TableFamily<'_>,
     mem: &Arc<MemTable>,
     new_number: &dyn Fn() -> u64,
 ) -> Result<Option<FileMeta>> {
@@ -490,7 +500,7 @@ fn flush_recovered(
     write_table(
         fs,
         dir,
-        opts,
+        family,
         &mut mem.iter(),
         &mem.fragments(),
         new_number(),

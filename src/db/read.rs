@@ -169,7 +169,13 @@ impl DbSnapshot {
     pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Vec<u8>>> {
         let view = self.inner.default.view.read().clone();
         super::instrument::get(&self.inner, || {
-            get(&self.inner, &self.inner.default, &view, key.as_ref(), self.seq)
+            get(
+                &self.inner,
+                &self.inner.default,
+                &view,
+                key.as_ref(),
+                self.seq,
+            )
         })
     }
 

@@ -466,8 +466,10 @@ impl Output {
     fn start(inner: &DbInner, family: &Family, level: usize, number: u64) -> Result<Output> {
         let path = table_path(&inner.dir, number);
         let file = inner.fs.create(&path).ctx(&path)?;
+        let mut builder = TableBuilder::new(file, path, build_options(&family.opts, level));
+        builder.set_family(family.id, &family.name);
         Ok(Output {
-            builder: TableBuilder::new(file, path, build_options(&family.opts, level)),
+            builder,
             meta: FileMeta::new(number),
         })
     }

@@ -67,6 +67,13 @@ impl TableBuilder {
         }
     }
 
+    /// Records the column family the table belongs to in its properties,
+    /// so that `aidb::repair` can put it back in its family when the
+    /// MANIFEST is lost.
+    pub(crate) fn set_family(&mut self, id: u32, name: &str) {
+        self.props.family = Some((id, name.to_string()));
+    }
+
     /// Sets the range tombstones the table stores (written by `finish`).
     pub(crate) fn set_range_deletions(&mut self, fragments: Fragments) {
         self.range_dels = fragments;

@@ -53,6 +53,9 @@ pub(crate) struct TableProperties {
     pub(crate) unique_id: u64,
     /// CRC-32 of the whole file, as written (known to the writer only).
     pub(crate) file_crc: u32,
+    /// The column family (id, name) it was written for; `None` in tables
+    /// written before this was recorded.
+    pub(crate) family: Option<(u32, String)>,
 }
 
 fn compression_code(c: Compression) -> u64 {
@@ -82,6 +85,10 @@ impl TableProperties {
         }
         put_length_prefixed(&mut out, &self.smallest_key);
         put_length_prefixed(&mut out, &self.largest_key);
+        if let Some((id, name)) = &self.family {
+            put_varint64(&mut out, u64::from(*id));
+            put_length_prefixed(&mut out, name.as_bytes());
+        }
         out
     }
 
@@ -95,9 +102,22 @@ impl TableProperties {
         let (smallest, used) = get_length_prefixed(src)?;
         src = &src[used..];
         let (largest, used) = get_length_prefixed(src)?;
-        if used != src.len() {
-            return None;
-        }
+        src = &src[used..];
+        // The family, recorded since repair needed it: absent in older
+        // tables.
+        let family = if src.is_empty() {
+            None
+        } else {
+            let (id, used) = get_varint64(src)?;
+            let (name, used2) = get_length_prefixed(&src[used..])?;
+            if used + used2 != src.len() {
+                return None;
+            }
+            Some((
+                u32::try_from(id).ok()?,
+                String::from_utf8(name.to_vec()).ok()?,
+            ))
+        };
         let compression = match nums[8] {
             0 => Compression::None,
             1 => Compression::Lz4,
@@ -119,6 +139,7 @@ impl TableProperties {
             file_size,
             unique_id: 0,
             file_crc: 0,
+            family,
         })
     }
 }
