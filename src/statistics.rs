@@ -5,9 +5,10 @@
 //! shared lock: every counter and histogram is split into per-thread
 //! stripes (see `counter`), so concurrent readers and writers bump
 //! different cache lines, and a snapshot sums the stripes. Latencies are
-//! measured with `Instant` (two clock reads per operation; iterator steps
-//! are timed one in [`STEP_SAMPLE`], since a step costs about as much as a
-//! clock read). The counters are exact; percentiles come from log-linear
+//! measured with `Instant` (two clock reads per operation timed); point
+//! lookups and writes are timed one in [`OP_SAMPLE`] per thread and
+//! iterator steps one in [`STEP_SAMPLE`], since a clock read costs a few
+//! percent of a lookup and about as much as a step. The counters are exact; percentiles come from log-linear
 //! buckets (four per power of two), interpolated within a bucket.
 
 use crate::counter::{stripe_index, StripedCounter};
@@ -17,6 +18,37 @@ use std::time::{Duration, Instant};
 
 /// Iterator steps (`next`/`prev`) are timed one in this many.
 pub(crate) const STEP_SAMPLE: u64 = 16;
+
+/// Point lookups and writes are timed one in this many on each thread (the
+/// first of each run of `OP_SAMPLE` is): two clock reads cost about 4% of
+/// a memtable lookup (measured with `benches/statistics_overhead.rs`),
+/// one in 8 well under 1%. Their counters stay exact.
+pub(crate) const OP_SAMPLE: u32 = 8;
+
+thread_local! {
+    /// Per thread: operations seen since the last timed one, for gets and
+    /// for writes.
+    static TICKS: std::cell::Cell<[u32; 2]> = const { std::cell::Cell::new([0, 0]) };
+}
+
+/// What a sampled operation is.
+#[derive(Clone, Copy)]
+pub(crate) enum Sampled {
+    Get = 0,
+    Write = 1,
+}
+
+/// Whether this thread's current `op` is to be timed.
+pub(crate) fn timed(op: Sampled) -> bool {
+    TICKS.with(|t| {
+        let mut ticks = t.get();
+        let i = op as usize;
+        let now = ticks[i];
+        ticks[i] = if now + 1 == OP_SAMPLE { 0 } else { now + 1 };
+        t.set(ticks);
+        now == 0
+    })
+}
 
 /// Values below this get a bucket each.
 const LINEAR: usize = 16;
@@ -333,10 +365,12 @@ pub struct Statistics {
     pub background_errors: u64,
     /// Panics caught in event listeners.
     pub listener_panics: u64,
-    /// Latency of point lookups.
+    /// Latency of point lookups, one in 8 timed on each thread (the first
+    /// of every 8): `keys_read` is the exact count.
     pub get_latency: Histogram,
     /// Latency of writes, from the call to its return (queueing, log,
-    /// memtable, stalls included).
+    /// memtable, stalls included), one in 8 timed on each thread as for
+    /// gets: `writes` is the exact count.
     pub write_latency: Histogram,
     /// Latency of iterator seeks (including seek to first and to last).
     pub seek_latency: Histogram,

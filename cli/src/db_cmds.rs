@@ -200,7 +200,9 @@ pub(crate) fn properties(dir: &Path, names: &[String], cf: Option<&str>) -> CmdR
     }
     for name in names {
         match cf.property(name) {
-            Some(v) if v.contains('\n') => out_line(&mut out, format_args!("{name}\n{v}"))?,
+            Some(v) if v.contains('\n') => {
+                out_line(&mut out, format_args!("{name}\n{}", v.trim_end()))?
+            }
             Some(v) => out_line(&mut out, format_args!("{name}\t{v}"))?,
             None => {
                 return Err(Failure::Error(format!(

@@ -162,6 +162,9 @@ pub(crate) fn raw_iterator_cf(inner: &Arc<DbInner>, family: &Family) -> Box<dyn 
     }
     let (seq, view) = family.current_view(&inner.visible_seq);
     let iter = read::DbRawIterator::new(inner, family, view, seq);
+    if !inner.stats.per_op {
+        return Box::new(iter);
+    }
     Box::new(instrument::StatsIterator::new(iter, inner.clone()))
 }
 

@@ -7,7 +7,7 @@ use super::DbInner;
 use crate::batch::{BatchOp, WriteBatch};
 use crate::error::Result;
 use crate::iterator::RawIterator;
-use crate::statistics::STEP_SAMPLE;
+use crate::statistics::{timed, Sampled, STEP_SAMPLE};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -21,10 +21,18 @@ pub(crate) fn get(
     inner: &DbInner,
     lookup: impl FnOnce() -> Result<Option<Vec<u8>>>,
 ) -> Result<Option<Vec<u8>>> {
-    let start = Instant::now();
-    let result = lookup();
+    if !inner.stats.per_op {
+        return lookup();
+    }
     let rec = &inner.stats.rec;
-    rec.get.record_since(start);
+    let result = if timed(Sampled::Get) {
+        let start = Instant::now();
+        let result = lookup();
+        rec.get.record_since(start);
+        result
+    } else {
+        lookup()
+    };
     rec.keys_read.add(1);
     if let Ok(Some(v)) = &result {
         rec.keys_found.add(1);
@@ -40,7 +48,10 @@ pub(crate) fn write(
     batch: WriteBatch,
     write: impl FnOnce(WriteBatch) -> Result<()>,
 ) -> Result<()> {
-    let start = Instant::now();
+    if !inner.stats.per_op {
+        return write(batch);
+    }
+    let start = timed(Sampled::Write).then(Instant::now);
     let keys = batch.len() as u64;
     let bytes: u64 = batch
         .iter()
@@ -53,7 +64,9 @@ pub(crate) fn write(
         .sum();
     let result = write(batch);
     let rec = &inner.stats.rec;
-    rec.write.record_since(start);
+    if let Some(start) = start {
+        rec.write.record_since(start);
+    }
     if result.is_ok() {
         rec.writes.add(1);
         rec.keys_written.add(keys);

@@ -303,7 +303,10 @@ pub(crate) fn open(opts: Options) -> Result<Arc<DbInner>> {
         table_cache,
         bg: Background::default(),
         compaction_lock: Mutex::new(()),
-        stats: Stats::default(),
+        stats: Stats {
+            per_op: opts.statistics,
+            ..Stats::default()
+        },
         events,
         snapshots: Mutex::new(BTreeMap::new()),
         stopped: Mutex::new(None),

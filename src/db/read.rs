@@ -235,6 +235,9 @@ impl DbSnapshot {
     fn raw(&self, family: &Family) -> Box<dyn RawIterator> {
         let view = family.view.read().clone();
         let iter = DbRawIterator::new(&self.inner, family, view, self.seq);
+        if !self.inner.stats.per_op {
+            return Box::new(iter);
+        }
         Box::new(super::instrument::StatsIterator::new(
             iter,
             self.inner.clone(),

@@ -13,6 +13,8 @@ pub(crate) struct Stats {
     pub(crate) log_damage_skipped: AtomicU64,
     /// Counters and histograms of [`crate::Statistics`].
     pub(crate) rec: crate::statistics::Recorder,
+    /// `Options::statistics`: record the per-operation figures.
+    pub(crate) per_op: bool,
 }
 
 impl Stats {
