@@ -196,6 +196,9 @@ pub(crate) fn compact_range_cf(inner: &DbInner, family: &Family, range: &KeyRang
 }
 
 pub(crate) fn property_cf(inner: &DbInner, family: &Family, name: &str) -> Option<String> {
+    if family.is_dropped() {
+        return None;
+    }
     super::properties::property(inner, family, name)
 }
 
