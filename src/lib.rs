@@ -53,8 +53,8 @@ pub use options::{
     Compression, Options, WalRecoveryMode, WriteOptions, DEFAULT_COLUMN_FAMILY, MAX_BATCH_SIZE,
     MAX_KEY_SIZE, MAX_VALUE_SIZE,
 };
-pub use txn::{Transaction, TransactionOptions};
 pub use statistics::{CacheCounts, Histogram, Statistics};
+pub use txn::{Transaction, TransactionOptions};
 
 /// Rebuilds the MANIFEST of the database in `path` from the table files and
 /// logs present, when it is lost or damaged, as RocksDB's `RepairDB`; see
