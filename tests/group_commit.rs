@@ -56,6 +56,12 @@ impl FileSystem for CountingFs {
     fn remove_file(&self, path: &Path) -> io::Result<()> {
         OsFileSystem.remove_file(path)
     }
+    fn remove_dir(&self, path: &Path) -> io::Result<()> {
+        OsFileSystem.remove_dir(path)
+    }
+    fn link(&self, from: &Path, to: &Path) -> io::Result<()> {
+        OsFileSystem.link(from, to)
+    }
     fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
         OsFileSystem.list(dir)
     }

@@ -6,6 +6,7 @@
 
 mod background;
 mod cf_api;
+mod checkpoint;
 mod compaction;
 mod conflict;
 mod db_iter;
@@ -567,6 +568,34 @@ impl DB {
     /// ```
     pub fn verify(&self) -> Vec<Error> {
         verify::verify(&self.inner)
+    }
+
+    /// Writes a checkpoint to `dir`: a copy of every column family at one
+    /// sequence number that opens as a database of its own (with
+    /// [`DB::open`]). Table files are hard-linked, so the cost grows with
+    /// the number of files, not their size (they are copied where links
+    /// are impossible, as across devices); the live logs are copied up to
+    /// the moment of the checkpoint. Writes go on meanwhile; they are not
+    /// in the checkpoint. See `docs/operations.md`.
+    ///
+    /// ```
+    /// # fn main() -> aidb::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let db = aidb::DB::open(dir.path().join("db"))?;
+    /// db.put("k", "v")?;
+    /// db.checkpoint(dir.path().join("copy"))?;
+    /// db.put("k", "later")?;
+    /// let copy = aidb::DB::open(dir.path().join("copy"))?;
+    /// assert_eq!(copy.get("k")?, Some(b"v".to_vec()));
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] when `dir` exists; [`Error::Io`] when a
+    /// file cannot be linked, copied or written (nothing is left at `dir`).
+    pub fn checkpoint(&self, dir: impl AsRef<Path>) -> Result<()> {
+        checkpoint::checkpoint(&self.inner, dir.as_ref()).map(|_| ())
     }
 
     /// Counters and per-level figures kept by the engine, for the default

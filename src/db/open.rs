@@ -481,7 +481,7 @@ fn make_deleter(
     })
 }
 
-fn write_identity(fs: &dyn FileSystem, dir: &Path) -> Result<()> {
+pub(crate) fn write_identity(fs: &dyn FileSystem, dir: &Path) -> Result<()> {
     let path = dir.join(IDENTITY);
     let mut f = fs.create(&path).ctx(&path)?;
     f.append(b"AiDb database\nformat 3\n").ctx(&path)?;

@@ -295,6 +295,44 @@ impl FaultInjectionFs {
             .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, path.display().to_string()))
     }
 
+    /// Moves directory `from` with everything in it to `to` (which must not
+    /// exist). Like directory creation in this model, the move is durable
+    /// at once: the entries move in both name spaces.
+    fn rename_dir(st: &mut State, from: &Path, to: &Path) -> io::Result<()> {
+        if st.dirs.contains(to) || st.live.contains_key(to) {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                to.display().to_string(),
+            ));
+        }
+        let moved = |p: &PathBuf| -> Option<PathBuf> {
+            p.strip_prefix(from).ok().map(|rest| to.join(rest))
+        };
+        let move_map = |m: &mut BTreeMap<PathBuf, NodeRef>| {
+            let keys: Vec<PathBuf> = m.keys().filter(|p| moved(p).is_some()).cloned().collect();
+            for k in keys {
+                if let (Some(node), Some(new)) = (m.remove(&k), moved(&k)) {
+                    m.insert(new, node);
+                }
+            }
+        };
+        move_map(&mut st.live);
+        move_map(&mut st.durable);
+        let dirs: Vec<PathBuf> = st
+            .dirs
+            .iter()
+            .filter(|p| moved(p).is_some())
+            .cloned()
+            .collect();
+        for d in dirs {
+            st.dirs.remove(&d);
+            if let Some(new) = moved(&d) {
+                st.dirs.insert(new);
+            }
+        }
+        Ok(())
+    }
+
     fn require_parent(st: &State, path: &Path) -> io::Result<()> {
         if st.dirs.contains(&parent_dir(path)) {
             Ok(())
@@ -454,6 +492,9 @@ impl FileSystem for FaultInjectionFs {
         let mut st = self.state.lock();
         st.check(self.epoch(), FsOp::Rename, from)?;
         Self::require_parent(&st, to)?;
+        if st.dirs.contains(from) {
+            return Self::rename_dir(&mut st, from, to);
+        }
         let node = st
             .live
             .remove(from)
@@ -469,6 +510,45 @@ impl FileSystem for FaultInjectionFs {
             .remove(path)
             .map(|_| ())
             .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, path.display().to_string()))
+    }
+
+    fn remove_dir(&self, path: &Path) -> io::Result<()> {
+        let mut st = self.state.lock();
+        st.check(self.epoch(), FsOp::Remove, path)?;
+        if !st.dirs.contains(path) {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                path.display().to_string(),
+            ));
+        }
+        let inside = |p: &PathBuf| p.starts_with(path) && p != path;
+        if st.live.keys().any(inside) || st.dirs.iter().any(inside) {
+            return Err(io::Error::new(
+                io::ErrorKind::DirectoryNotEmpty,
+                path.display().to_string(),
+            ));
+        }
+        st.dirs.remove(path);
+        Ok(())
+    }
+
+    fn link(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let mut st = self.state.lock();
+        st.check(self.epoch(), FsOp::Create, to)?;
+        Self::require_parent(&st, to)?;
+        if st.live.contains_key(to) {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                to.display().to_string(),
+            ));
+        }
+        let node =
+            st.live.get(from).cloned().ok_or_else(|| {
+                io::Error::new(io::ErrorKind::NotFound, from.display().to_string())
+            })?;
+        // Both names share the node, as hard links share an inode.
+        st.live.insert(to.to_path_buf(), node);
+        Ok(())
     }
 
     fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
@@ -642,6 +722,41 @@ mod tests {
         assert!(old.list(&dir).is_err());
         let new = fs.clone();
         new.create(&dir.join("g")).unwrap();
+    }
+
+    #[test]
+    fn links_share_data_and_need_a_dir_sync() {
+        let (fs, dir) = fs_with_dir();
+        let a = dir.join("a");
+        let mut f = fs.create(&a).unwrap();
+        f.append(b"data").unwrap();
+        f.sync().unwrap();
+        fs.sync_dir(&dir).unwrap();
+        fs.link(&a, &dir.join("b")).unwrap();
+        assert!(fs.link(&a, &dir.join("b")).is_err(), "name taken");
+        fs.remove_file(&a).unwrap();
+        assert_eq!(fs.read_all(&dir.join("b")).unwrap(), b"data");
+        fs.power_cut();
+        // The removal and the link were never made durable.
+        assert!(fs.kind(&dir.join("a")).unwrap().is_some());
+        assert!(fs.kind(&dir.join("b")).unwrap().is_none());
+    }
+
+    #[test]
+    fn directories_rename_and_remove() {
+        let (fs, dir) = fs_with_dir();
+        let sub = dir.join("sub");
+        fs.create_dir_all(&sub.join("deep")).unwrap();
+        fs.create(&sub.join("deep").join("f")).unwrap();
+        fs.rename(&sub, &dir.join("moved")).unwrap();
+        assert!(fs.kind(&sub).unwrap().is_none());
+        let f = dir.join("moved").join("deep").join("f");
+        assert_eq!(fs.kind(&f).unwrap(), Some(EntryKind::File));
+        assert!(fs.remove_dir(&dir.join("moved").join("deep")).is_err());
+        fs.remove_file(&f).unwrap();
+        fs.remove_dir(&dir.join("moved").join("deep")).unwrap();
+        fs.remove_dir(&dir.join("moved")).unwrap();
+        assert!(fs.list(&dir).unwrap().is_empty());
     }
 
     #[test]

@@ -47,6 +47,8 @@ pub trait FileSystem: Send + Sync + Debug {
     fn kind(&self, path: &Path) -> io::Result<Option<EntryKind>>;
     /// Makes creations, renames and removals in `dir` durable.
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+    /// Removes an empty directory.
+    fn remove_dir(&self, path: &Path) -> io::Result<()>;
     /// Takes an exclusive advisory lock on `path` (creating it), failing with
     /// `io::ErrorKind::WouldBlock` when another handle holds it. The lock is
     /// released when the returned guard is dropped.
@@ -55,6 +57,16 @@ pub trait FileSystem: Send + Sync + Debug {
     /// Size of the file at `path` in bytes.
     fn file_size(&self, path: &Path) -> io::Result<u64> {
         Ok(self.open(path)?.len())
+    }
+
+    /// Gives the file at `from` a second name `to` (a hard link), so that
+    /// checkpoints and backups cost work per file, not per byte. Where a
+    /// link is impossible (another device: `EXDEV`; a file system without
+    /// links) it copies instead, syncing the copy. Either way `to` is
+    /// durable only after [`FileSystem::sync_dir`] on its parent. The
+    /// default copies; implementations that can link override it.
+    fn link(&self, from: &Path, to: &Path) -> io::Result<()> {
+        copy_file(self, from, to, None)
     }
 
     /// Reads a whole file.
@@ -129,6 +141,60 @@ pub trait RandomAccessFile: Send + Sync {
 
 /// A held directory lock; dropping it releases the lock.
 pub trait FileLock: Send + Sync {}
+
+/// Copies the first `len` bytes (all when `None`) of `from` into a new
+/// file `to`, synced. Fails with `UnexpectedEof` when `from` is shorter.
+pub fn copy_file<F: FileSystem + ?Sized>(
+    fs: &F,
+    from: &Path,
+    to: &Path,
+    len: Option<u64>,
+) -> io::Result<()> {
+    let src = fs.open(from)?;
+    copy_prefix(fs, &*src, to, len.unwrap_or(src.len()))
+}
+
+/// Copies the first `len` bytes of the open file `src` into a new file
+/// `to`, synced (used for logs, which keep growing while they are copied).
+pub(crate) fn copy_prefix<F: FileSystem + ?Sized>(
+    fs: &F,
+    src: &dyn RandomAccessFile,
+    to: &Path,
+    len: u64,
+) -> io::Result<()> {
+    const CHUNK: u64 = 1 << 20;
+    let mut out = fs.create(to)?;
+    let mut buf = vec![0u8; CHUNK.min(len) as usize];
+    let mut at = 0;
+    while at < len {
+        let n = CHUNK.min(len - at) as usize;
+        src.read_exact_at(at, &mut buf[..n])?;
+        out.append(&buf[..n])?;
+        at += n as u64;
+    }
+    out.sync()
+}
+
+/// Removes directory `path` and everything in it (for the temporary
+/// directories of checkpoints and restores).
+pub(crate) fn remove_tree(fs: &dyn FileSystem, path: &Path) -> io::Result<()> {
+    for name in fs.list(path)? {
+        let p = path.join(name);
+        match fs.kind(&p)? {
+            Some(EntryKind::Dir) => remove_tree(fs, &p)?,
+            Some(EntryKind::File) => fs.remove_file(&p)?,
+            None => {}
+        }
+    }
+    fs.remove_dir(path)
+}
+
+/// `path` with `suffix` added to its last component (`a/b` → `a/b.tmp`).
+pub(crate) fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(suffix);
+    path.with_file_name(name)
+}
 
 /// The parent directory of `path` (`.` for a bare file name).
 pub(crate) fn parent_dir(path: &Path) -> PathBuf {

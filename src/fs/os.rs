@@ -100,6 +100,29 @@ impl FileSystem for OsFileSystem {
         std::fs::remove_file(path)
     }
 
+    fn remove_dir(&self, path: &Path) -> io::Result<()> {
+        std::fs::remove_dir(path)
+    }
+
+    fn link(&self, from: &Path, to: &Path) -> io::Result<()> {
+        match std::fs::hard_link(from, to) {
+            Ok(()) => Ok(()),
+            // Nothing to copy, or a name already there: a copy would fail
+            // the same way (or clobber the name).
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::AlreadyExists
+                ) =>
+            {
+                Err(e)
+            }
+            // EXDEV (another device), EPERM / ENOTSUP (no links here),
+            // EMLINK (too many links): a copy does the job.
+            Err(_) => super::copy_file(self, from, to, None),
+        }
+    }
+
     fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
         let mut names = Vec::new();
         for entry in std::fs::read_dir(dir)? {

@@ -11,7 +11,8 @@ mod set;
 
 pub(crate) use edit::{FamilyEdit, FileMeta, VersionEdit};
 pub(crate) use set::{
-    manifest_name, read_current, Counters, FamilyVersions, RecoveredFamily, VersionSet, CURRENT,
+    manifest_name, read_current, snapshot_edit, write_manifest, Counters, FamilyVersions,
+    RecoveredFamily, VersionSet, CURRENT,
 };
 
 use crate::types::{compare_internal_keys, user_key};

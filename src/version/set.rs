@@ -301,6 +301,11 @@ impl VersionSet {
         written.map_err(|e| self.fail(e))
     }
 
+    /// Every live family's record (name, options, version), by id.
+    pub(crate) fn families(&self) -> &BTreeMap<u32, FamilyVersions> {
+        &self.families
+    }
+
     /// The current version of family `id`, if it exists.
     pub(crate) fn current(&self, id: u32) -> Option<Arc<Version>> {
         self.families.get(&id).map(|f| f.current.clone())
@@ -397,7 +402,7 @@ impl VersionSet {
 
 /// The first edit of a MANIFEST: every counter, every family with its
 /// options, log number and live files.
-fn snapshot_edit(
+pub(crate) fn snapshot_edit(
     families: &BTreeMap<u32, FamilyVersions>,
     max_family_id: u32,
     counters: Counters,
@@ -432,7 +437,7 @@ fn snapshot_edit(
 
 /// Writes a MANIFEST holding `snapshot`, syncs it, and atomically points
 /// `CURRENT` at it.
-fn write_manifest(
+pub(crate) fn write_manifest(
     fs: &dyn FileSystem,
     dir: &Path,
     number: u64,
