@@ -122,6 +122,26 @@ impl ColumnFamily {
         }
     }
 
+    /// Ingests table files into this family; see
+    /// [`DB::ingest`](crate::DB::ingest).
+    ///
+    /// # Errors
+    /// As `DB::ingest`; [`Error::InvalidArgument`] for a family of the
+    /// memory backend, which has no table files.
+    pub fn ingest<P: AsRef<std::path::Path>>(
+        &self,
+        paths: &[P],
+        options: crate::IngestOptions,
+    ) -> Result<()> {
+        let Some((db, family)) = self.db()? else {
+            return Err(Error::InvalidArgument(
+                "ingest needs a DB; the memory backend has no table files".into(),
+            ));
+        };
+        let paths: Vec<_> = paths.iter().map(|p| p.as_ref().to_path_buf()).collect();
+        crate::db::ingest_cf(&db, family, &paths, options)
+    }
+
     /// Sets `key` to `value` in this family.
     pub fn put(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<()> {
         let mut batch = WriteBatch::new();

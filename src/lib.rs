@@ -27,6 +27,7 @@ mod merge;
 mod operators;
 mod options;
 mod range_del;
+mod sst_writer;
 mod statistics;
 mod table;
 pub mod tools;
@@ -40,7 +41,7 @@ pub use backend::{KvIter, MemoryBackend, Snapshot, StorageBackend};
 pub use batch::{BatchIter, BatchOp, WriteBatch};
 pub use cf_options::ColumnFamilyOptions;
 pub use column_family::ColumnFamily;
-pub use db::{DbSnapshot, DbStats, LevelStats, RepairReport, DB, PROPERTIES};
+pub use db::{DbSnapshot, DbStats, IngestOptions, LevelStats, RepairReport, DB, PROPERTIES};
 pub use error::{Error, Result};
 pub use iterator::{DbIterator, KeyRange, RawIterator};
 pub use listener::{
@@ -53,6 +54,7 @@ pub use options::{
     Compression, Options, WalRecoveryMode, WriteOptions, DEFAULT_COLUMN_FAMILY, MAX_BATCH_SIZE,
     MAX_KEY_SIZE, MAX_VALUE_SIZE,
 };
+pub use sst_writer::{SstInfo, SstWriter};
 pub use statistics::{CacheCounts, Histogram, Statistics};
 pub use txn::{Transaction, TransactionOptions};
 

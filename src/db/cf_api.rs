@@ -39,7 +39,7 @@ fn dropped(family: &Family) -> Error {
 }
 
 /// Fails when `family` was dropped.
-fn check_live(family: &Family) -> Result<()> {
+pub(crate) fn check_live(family: &Family) -> Result<()> {
     if family.is_dropped() {
         return Err(dropped(family));
     }

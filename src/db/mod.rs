@@ -16,6 +16,7 @@ mod filenames;
 mod flush;
 mod health;
 mod instrument;
+mod ingest;
 mod level_iter;
 mod open;
 mod properties;
@@ -36,6 +37,8 @@ pub(crate) use conflict::{get_latest, ConflictCheck};
 pub(crate) use events::table_file;
 pub(crate) use family::Family;
 pub use properties::PROPERTIES;
+pub(crate) use ingest::ingest as ingest_cf;
+pub use ingest::IngestOptions;
 pub use read::DbSnapshot;
 pub(crate) use read::FailedIterator;
 pub(crate) use repair::repair as repair_with;
@@ -174,6 +177,19 @@ impl DbInner {
         edit: FamilyEdit,
         flushed: Option<&Arc<MemTable>>,
     ) -> Result<bool> {
+        self.install_at(family, edit, flushed, None)
+    }
+
+    /// As [`install`](Self::install), recording `last_seq` (instead of the
+    /// visible sequence number) as the MANIFEST's last sequence number:
+    /// an ingest uses a number it publishes only after the edit.
+    pub(crate) fn install_at(
+        &self,
+        family: &Family,
+        edit: FamilyEdit,
+        flushed: Option<&Arc<MemTable>>,
+        last_seq: Option<SeqNo>,
+    ) -> Result<bool> {
         let mut versions = self.versions.lock();
         if family.is_dropped() {
             return Ok(false);
@@ -186,7 +202,7 @@ impl DbInner {
             .log_and_apply(
                 edit,
                 self.next_file_number.load(Ordering::Relaxed),
-                self.visible_seq.load(Ordering::Acquire),
+                last_seq.unwrap_or_else(|| self.visible_seq.load(Ordering::Acquire)),
                 || self.new_file_number(),
             )
             .map_err(|e| self.stop_writes(e, health::Failure::Fatal))?;
@@ -568,6 +584,39 @@ impl DB {
     /// ```
     pub fn verify(&self) -> Vec<Error> {
         verify::verify(&self.inner)
+    }
+
+    /// Adds the table files at `paths`, written by
+    /// [`SstWriter`](crate::SstWriter), to the default column family, all
+    /// or none, as if their entries had just been written: they get a
+    /// sequence number newer than everything in the database, so their
+    /// values win over older ones and snapshots taken before do not see
+    /// them. The files must not overlap one another. See
+    /// `docs/operations.md` for how it works and costs.
+    ///
+    /// ```
+    /// # fn main() -> aidb::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let options = aidb::Options::new(dir.path().join("db"));
+    /// let mut writer = aidb::SstWriter::create(dir.path().join("1.sst"), &options)?;
+    /// writer.put("k", "from the file")?;
+    /// writer.finish()?;
+    /// let db = aidb::DB::open_with(options)?;
+    /// db.put("k", "old")?;
+    /// db.ingest(&[dir.path().join("1.sst")], Default::default())?;
+    /// assert_eq!(db.get("k")?, Some(b"from the file".to_vec()));
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Corruption`] when a file fails its checks (checksums, key
+    /// order, not written by `SstWriter`); [`Error::InvalidArgument`] when
+    /// files overlap, or the family has a TTL; otherwise as
+    /// [`put`](Self::put). Nothing is ingested on error.
+    pub fn ingest<P: AsRef<Path>>(&self, paths: &[P], options: IngestOptions) -> Result<()> {
+        let paths: Vec<PathBuf> = paths.iter().map(|p| p.as_ref().to_path_buf()).collect();
+        ingest::ingest(&self.inner, &self.inner.default, &paths, options)
     }
 
     /// Writes a checkpoint to `dir`: a copy of every column family at one

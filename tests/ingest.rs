@@ -1,0 +1,301 @@
+//! `SstWriter` and `DB::ingest`: ordering checks, newest-wins with
+//! snapshot isolation, placement, all-or-nothing under failures and
+//! crashes.
+
+use aidb::fs::{FaultInjectionFs, FileSystem};
+use aidb::{ColumnFamilyOptions, Error, IngestOptions, Options, SstWriter, DB};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+fn write_sst(
+    path: &Path,
+    opts: &Options,
+    keys: impl IntoIterator<Item = (String, Option<String>)>,
+) -> PathBuf {
+    let mut w = SstWriter::create(path, opts).unwrap();
+    for (k, v) in keys {
+        match v {
+            Some(v) => w.put(k, v).unwrap(),
+            None => w.delete(k).unwrap(),
+        }
+    }
+    w.finish().unwrap();
+    path.to_path_buf()
+}
+
+fn all(db: &DB) -> Vec<(Vec<u8>, Vec<u8>)> {
+    db.iter().collect::<aidb::Result<_>>().unwrap()
+}
+
+#[test]
+fn writer_checks_order_and_reports_what_it_wrote() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = Options::new(dir.path().join("db"));
+    let mut w = SstWriter::create(dir.path().join("a.sst"), &opts).unwrap();
+    w.put("b", "1").unwrap();
+    assert!(matches!(w.put("b", "2"), Err(Error::InvalidArgument(_))));
+    assert!(matches!(w.put("a", "2"), Err(Error::InvalidArgument(_))));
+    assert!(matches!(w.delete("a"), Err(Error::InvalidArgument(_))));
+    w.delete("c").unwrap();
+    w.put("d", "4").unwrap();
+    let info = w.finish().unwrap();
+    assert_eq!(info.smallest_key, b"b");
+    assert_eq!(info.largest_key, b"d");
+    assert_eq!(info.entries, 3);
+    assert_eq!(
+        info.size,
+        std::fs::metadata(dir.path().join("a.sst")).unwrap().len()
+    );
+    let empty = SstWriter::create(dir.path().join("e.sst"), &opts).unwrap();
+    assert!(matches!(empty.finish(), Err(Error::InvalidArgument(_))));
+    assert!(!dir.path().join("e.sst").exists());
+}
+
+#[test]
+fn ingested_values_win_and_snapshots_keep_old_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = Options::new(dir.path().join("db"));
+    let db = DB::open_with(opts.clone()).unwrap();
+    for i in 0..100 {
+        db.put(format!("k{i:03}"), "old-table").unwrap();
+    }
+    db.flush().unwrap();
+    for i in 50..150 {
+        db.put(format!("k{i:03}"), "old-mem").unwrap();
+    }
+    let before = db.snapshot();
+    let old = all(&db);
+    let file = write_sst(
+        &dir.path().join("in.sst"),
+        &opts,
+        (0..200).step_by(2).map(|i| {
+            let k = format!("k{i:03}");
+            (
+                k,
+                if i % 10 == 0 {
+                    None
+                } else {
+                    Some("new".into())
+                },
+            )
+        }),
+    );
+    db.ingest(&[&file], IngestOptions::default()).unwrap();
+    assert!(file.exists(), "kept without move_files");
+    let mut expect: BTreeMap<Vec<u8>, Vec<u8>> = old.iter().cloned().collect();
+    for i in (0..200).step_by(2) {
+        let k = format!("k{i:03}").into_bytes();
+        if i % 10 == 0 {
+            expect.remove(&k);
+        } else {
+            expect.insert(k, b"new".to_vec());
+        }
+    }
+    let expect: Vec<_> = expect.into_iter().collect();
+    assert_eq!(all(&db), expect);
+    assert_eq!(db.get("k001").unwrap(), Some(b"old-table".to_vec()));
+    assert_eq!(db.get("k052").unwrap(), Some(b"new".to_vec()));
+    assert_eq!(db.get("k050").unwrap(), None);
+    let snap: Vec<_> = before.iter().collect::<aidb::Result<_>>().unwrap();
+    assert_eq!(snap, old, "the snapshot from before sees none of it");
+    assert_eq!(before.get("k052").unwrap(), Some(b"old-mem".to_vec()));
+    // Later writes win over ingested data.
+    db.put("k052", "newest").unwrap();
+    assert_eq!(db.get("k052").unwrap(), Some(b"newest".to_vec()));
+    drop(before);
+    db.compact_range(..).unwrap();
+    assert_eq!(db.get("k052").unwrap(), Some(b"newest".to_vec()));
+    assert_eq!(db.get("k054").unwrap(), Some(b"new".to_vec()));
+    drop(db);
+    let db = DB::open_with(opts).unwrap();
+    assert_eq!(db.get("k054").unwrap(), Some(b"new".to_vec()));
+    assert_eq!(db.get("k050").unwrap(), None);
+    assert!(db.verify().is_empty());
+}
+
+#[test]
+fn files_go_to_the_lowest_level_free_of_overlap() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = Options::new(dir.path().join("db"));
+    let db = DB::open_with(opts.clone()).unwrap();
+    let a = write_sst(
+        &dir.path().join("a.sst"),
+        &opts,
+        [("a".to_string(), Some("1".to_string()))],
+    );
+    db.ingest(&[a], IngestOptions::default()).unwrap();
+    let levels = |db: &DB| {
+        db.stats()
+            .levels
+            .iter()
+            .map(|l| l.files)
+            .collect::<Vec<_>>()
+    };
+    let last = opts.num_levels - 1;
+    assert_eq!(levels(&db)[last], 1, "empty database: the last level");
+    let b = write_sst(
+        &dir.path().join("b.sst"),
+        &opts,
+        [("a".to_string(), Some("2".to_string()))],
+    );
+    db.ingest(&[b], IngestOptions::default()).unwrap();
+    assert_eq!(levels(&db)[last - 1], 1, "just above the file it overlaps");
+    assert_eq!(db.get("a").unwrap(), Some(b"2".to_vec()));
+    let c = write_sst(
+        &dir.path().join("c.sst"),
+        &opts,
+        [("z".to_string(), Some("3".to_string()))],
+    );
+    db.ingest(
+        &[c],
+        IngestOptions {
+            move_files: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(levels(&db)[last], 2, "no overlap: the last level again");
+    assert!(!dir.path().join("c.sst").exists(), "moved");
+}
+
+#[test]
+fn ingest_is_all_or_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = Options::new(dir.path().join("db"));
+    let db = DB::open_with(opts.clone()).unwrap();
+    db.put("x", "1").unwrap();
+    let good = write_sst(
+        &dir.path().join("good.sst"),
+        &opts,
+        (0..1000).map(|i| (format!("a{i:04}"), Some("v".repeat(50)))),
+    );
+    let bad = write_sst(
+        &dir.path().join("bad.sst"),
+        &opts,
+        (0..1000).map(|i| (format!("b{i:04}"), Some("w".repeat(50)))),
+    );
+    let mut bytes = std::fs::read(&bad).unwrap();
+    bytes[100] ^= 0x40; // inside the first data block
+    std::fs::write(&bad, &bytes).unwrap();
+    let err = db
+        .ingest(&[&good, &bad], IngestOptions::default())
+        .unwrap_err();
+    assert!(err.is_corruption(), "{err}");
+    assert_eq!(db.get("a0000").unwrap(), None, "nothing of the good file");
+    // Overlapping files, and a missing one.
+    let over = write_sst(
+        &dir.path().join("over.sst"),
+        &opts,
+        [("a0500".to_string(), Some("o".to_string()))],
+    );
+    assert!(matches!(
+        db.ingest(&[&good, &over], IngestOptions::default()),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(db
+        .ingest(&[dir.path().join("missing.sst")], IngestOptions::default())
+        .is_err());
+    assert_eq!(all(&db).len(), 1);
+    // A table of a database is not an SstWriter file (sequence numbers).
+    db.put("y", "2").unwrap();
+    db.flush().unwrap();
+    let table = std::fs::read_dir(dir.path().join("db"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "sst"))
+        .unwrap();
+    assert!(db
+        .ingest(&[table], IngestOptions::default())
+        .unwrap_err()
+        .is_corruption());
+    // Memtable overlap without permission to flush.
+    db.put("a0001", "mem").unwrap();
+    let no_flush = IngestOptions {
+        allow_blocking_flush: false,
+        ..Default::default()
+    };
+    assert!(matches!(
+        db.ingest(&[&good], no_flush),
+        Err(Error::InvalidArgument(_))
+    ));
+    db.ingest(&[&good], IngestOptions::default()).unwrap();
+    assert_eq!(db.get("a0001").unwrap(), Some("v".repeat(50).into_bytes()));
+}
+
+#[test]
+fn column_family_ingest() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = Options::new(dir.path().join("db"));
+    let db = DB::open_with(opts.clone()).unwrap();
+    let cf = db
+        .create_column_family("cf", ColumnFamilyOptions::default())
+        .unwrap();
+    let f = write_sst(
+        &dir.path().join("f.sst"),
+        &opts,
+        [("k".to_string(), Some("v".to_string()))],
+    );
+    cf.ingest(&[f], IngestOptions::default()).unwrap();
+    assert_eq!(cf.get("k").unwrap(), Some(b"v".to_vec()));
+    assert_eq!(db.get("k").unwrap(), None);
+}
+
+#[test]
+fn crash_at_any_call_of_an_ingest_is_all_or_nothing() {
+    let setup = |fs: &FaultInjectionFs| {
+        let opts = Options {
+            fs: Arc::new(fs.clone()),
+            ..Options::new("/db")
+        };
+        let db = DB::open_with(opts.clone()).unwrap();
+        db.put("k0005", "old").unwrap();
+        db.flush().unwrap();
+        let mut files = Vec::new();
+        for (n, range) in [(0, 0..100), (1, 100..200)] {
+            let path = PathBuf::from(format!("/in{n}.sst"));
+            write_sst(
+                &path,
+                &opts,
+                range.map(|i| (format!("k{i:04}"), Some(format!("new{i}")))),
+            );
+            files.push(path);
+        }
+        fs.sync_dir(Path::new("/")).unwrap();
+        (opts, db, files)
+    };
+    let calls = {
+        let fs = FaultInjectionFs::new();
+        let (_, db, files) = setup(&fs);
+        let start = fs.call_count();
+        db.ingest(&files, IngestOptions::default()).unwrap();
+        fs.call_count() - start
+    };
+    for crash_at in 0..calls {
+        let fs = FaultInjectionFs::new();
+        let (opts, db, files) = setup(&fs);
+        fs.crash_after(crash_at);
+        let result = db.ingest(&files, IngestOptions::default());
+        fs.power_cut();
+        drop(db);
+        let db = DB::open_with(Options {
+            fs: Arc::new(fs.clone()),
+            ..opts
+        })
+        .unwrap();
+        let got = all(&db);
+        if got.len() == 1 {
+            assert!(
+                result.is_err(),
+                "crash at {crash_at}: acknowledged but lost"
+            );
+            assert_eq!(got[0].1, b"old");
+        } else {
+            assert_eq!(got.len(), 200, "crash at {crash_at}: part of the ingest");
+            assert_eq!(db.get("k0005").unwrap(), Some(b"new5".to_vec()));
+        }
+        // New writes after recovery are newer than the ingested data.
+        db.put("k0007", "after").unwrap();
+        assert_eq!(db.get("k0007").unwrap(), Some(b"after".to_vec()));
+    }
+}
