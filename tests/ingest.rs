@@ -243,13 +243,39 @@ fn column_family_ingest() {
 
 #[test]
 fn crash_at_any_call_of_an_ingest_is_all_or_nothing() {
+    // Over existing data (rewritten with a new sequence number), and into
+    // an empty range (copied as it is).
+    crash_at_any_call("k0005");
+    crash_at_any_call("z");
+}
+
+#[test]
+fn a_snapshot_keeps_a_non_overlapping_ingest_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = Options::new(dir.path().join("db"));
+    let db = DB::open_with(opts.clone()).unwrap();
+    db.put("a", "1").unwrap();
+    let snap = db.snapshot();
+    let f = write_sst(
+        &dir.path().join("f.sst"),
+        &opts,
+        [("m".to_string(), Some("v".to_string()))],
+    );
+    db.ingest(&[f], IngestOptions::default()).unwrap();
+    assert_eq!(snap.get("m").unwrap(), None);
+    assert_eq!(snap.iter().count(), 1);
+    assert_eq!(db.get("m").unwrap(), Some(b"v".to_vec()));
+    assert!(db.snapshot().sequence() > snap.sequence());
+}
+
+fn crash_at_any_call(existing: &str) {
     let setup = |fs: &FaultInjectionFs| {
         let opts = Options {
             fs: Arc::new(fs.clone()),
             ..Options::new("/db")
         };
         let db = DB::open_with(opts.clone()).unwrap();
-        db.put("k0005", "old").unwrap();
+        db.put(existing, "old").unwrap();
         db.flush().unwrap();
         let mut files = Vec::new();
         for (n, range) in [(0, 0..100), (1, 100..200)] {

@@ -9,20 +9,28 @@
 //!    overlapping the files is frozen and flushed first: reads look in the
 //!    memtables before the tables, so an older value left there would hide
 //!    the ingested one.
-//! 3. The files get one sequence number `G`, the next one, newer than all
-//!    data. AiDb writes `G` into every entry by rewriting each file into a
-//!    table of the database (a sequential copy; RocksDB instead records a
-//!    "global sequence number" that its reader substitutes for each
-//!    entry's, which saves the copy but puts a special case in every read).
-//!    Each file goes to the lowest level where it overlaps no file on that
-//!    level or above, so newer data always sits above older.
-//!    Before the first table is written, a MANIFEST edit records `G` as
-//!    the last sequence number, so that a crash leaves tables the next
-//!    open recognizes as leftovers (not as tables whose edit was lost).
-//! 4. One MANIFEST edit adds every file, recording `G` as the last sequence
-//!    number; only then is `G` published to readers. A crash before the
-//!    edit leaves unlisted tables the next open removes: all or nothing.
-//!    Snapshots taken before see sequence numbers below `G` only.
+//! 3. When every file overlaps nothing in the family (so it can go to the
+//!    last level) and no snapshot is alive, sequence number 0 orders the
+//!    files correctly: no older version of their keys exists, and every
+//!    later write gets a larger number. The files then go in as they are,
+//!    hard-linked (`move_files`) or copied, with no rewrite. RocksDB does
+//!    the same.
+//! 4. Otherwise the files get one sequence number `G`, the next one, newer
+//!    than all data. AiDb writes `G` into every entry by rewriting each
+//!    file into a table of the database (a sequential copy; RocksDB
+//!    instead records a "global sequence number" that its reader
+//!    substitutes for each entry's, which saves the copy but puts a
+//!    special case in every read). Each file goes to the lowest level
+//!    where it overlaps no file on that level or above, so newer data
+//!    always sits above older. Before the first table is written, a
+//!    MANIFEST edit records `G` as the last sequence number, so that a
+//!    crash leaves tables the next open recognizes as leftovers (not as
+//!    tables whose edit was lost).
+//! 5. One MANIFEST edit adds every file; only then is `G` published to
+//!    readers. A crash before the edit leaves unlisted tables the next
+//!    open removes: all or nothing. Snapshots taken before see sequence
+//!    numbers below `G` only (and on the fast path there are none: the
+//!    snapshot list stays locked from the check to the edit).
 //!
 //! The compaction lock is held from placement to the edit, so a running
 //! compaction cannot write output overlapping a file placed meanwhile.
@@ -34,6 +42,7 @@ use super::flush::build_options;
 use super::health::Failure;
 use super::{write, DbInner};
 use crate::error::{Error, IoContext, Result};
+use crate::fs::{copy_file, RandomAccessFile};
 use crate::internal_iter::InternalIterator;
 use crate::table::{Table, TableBuilder};
 use crate::types::{
@@ -47,8 +56,11 @@ use std::sync::Arc;
 /// How [`DB::ingest`](crate::DB::ingest) treats the files it is given.
 #[derive(Debug, Clone)]
 pub struct IngestOptions {
-    /// Remove the given files once they are ingested (their contents are
-    /// copied into the database either way). Default `false`.
+    /// Move the given files into the database instead of copying them:
+    /// they are hard-linked in where their contents can be used as they
+    /// are (see `docs/operations.md`), and their names are removed once
+    /// the ingest is durable. Default `false`: the files are copied and
+    /// stay where they are.
     pub move_files: bool,
     /// When memtable data overlaps the files, flush it first (writes wait
     /// meanwhile). When `false`, such an ingest fails with
@@ -71,6 +83,11 @@ struct External {
     table: Arc<Table>,
     smallest: Vec<u8>,
     largest: Vec<u8>,
+    /// First and last internal keys (sequence number 0).
+    first_ikey: Vec<u8>,
+    last_ikey: Vec<u8>,
+    /// CRC-32 of the whole file, for the MANIFEST (as flushes record it).
+    file_crc: u32,
 }
 
 pub(crate) fn ingest(
@@ -119,37 +136,29 @@ pub(crate) fn ingest(
         check_live(family)?;
     }
     let _compacting = inner.compaction_lock.lock();
+    let version = family.view.read().version.clone();
+    let levels: Vec<usize> = files
+        .iter()
+        .map(|f| place(&version, &f.smallest, &f.largest))
+        .collect();
+    let bottom = version.levels.len() - 1;
+    if levels.iter().all(|&l| l == bottom) && inner.snapshots.lock().is_empty() {
+        // Nothing in the database overlaps the files and no snapshot is
+        // alive: sequence number 0 orders them correctly, and the files go
+        // in as they are (linked or copied), with no rewrite.
+        if add_as_is(inner, family, &files, opts.move_files)? {
+            drop(_compacting);
+            drop(wal);
+            return finish(inner, &files, &opts);
+        }
+    }
     let seq = wal.last_seq + 1;
     reserve_sequence(inner, seq)?;
-    let version = family.view.read().version.clone();
-    let mut written: Vec<(u32, FileMeta)> = Vec::new();
-    let result = files.iter().try_for_each(|f| {
-        let level = place(&version, &f.smallest, &f.largest);
-        let number = inner.new_file_number();
-        let meta = rewrite(inner, family, f, number, level, seq).inspect_err(|_| {
-            let _ = inner.fs.remove_file(&table_path(&inner.dir, number));
-        })?;
-        written.push((level as u32, meta));
-        Ok::<(), Error>(())
-    });
-    let result = result
-        .and_then(|_| inner.fs.sync_dir(&inner.dir).ctx(&inner.dir))
-        .and_then(|_| {
-            let edit = FamilyEdit {
-                new_files: written.clone(),
-                ..FamilyEdit::new(family.id)
-            };
-            inner.install_at(family, edit, None, Some(seq))
-        });
-    match result {
-        Ok(true) => {}
-        Ok(false) | Err(_) => {
-            for (_, meta) in &written {
-                let _ = inner.fs.remove_file(&table_path(&inner.dir, meta.number));
-            }
-            result?;
-            return Err(check_live(family).err().unwrap_or(Error::Closed));
-        }
+    let written = write_all(inner, &files, &levels, |f, number, level| {
+        rewrite(inner, family, f, number, level, seq)
+    })?;
+    if !install(inner, family, written, seq)? {
+        return Err(check_live(family).err().unwrap_or(Error::Closed));
     }
     // Published only now: readers that took an older number before the
     // edit do not see the files, and every later one does.
@@ -157,15 +166,131 @@ pub(crate) fn ingest(
     inner.visible_seq.store(seq, Ordering::Release);
     drop(_compacting);
     drop(wal);
+    finish(inner, &files, &opts)
+}
+
+/// After the edit: wakes the background (the levels changed) and removes
+/// the given files when asked to.
+fn finish(inner: &DbInner, files: &[External], opts: &IngestOptions) -> Result<()> {
     inner.bg.notify();
     if opts.move_files {
-        for f in &files {
+        for f in files {
             // The data is in the database already; a file left behind is
             // only clutter.
             let _ = inner.fs.remove_file(&f.path);
         }
     }
     Ok(())
+}
+
+/// Writes one table per file (`make` gets the file, a new table number and
+/// its level), then syncs the directory. On error removes what it wrote.
+fn write_all(
+    inner: &DbInner,
+    files: &[External],
+    levels: &[usize],
+    mut make: impl FnMut(&External, u64, usize) -> Result<FileMeta>,
+) -> Result<Vec<(u32, FileMeta)>> {
+    let mut written: Vec<(u32, FileMeta)> = Vec::new();
+    let result = files.iter().zip(levels).try_for_each(|(f, &level)| {
+        let number = inner.new_file_number();
+        let made = make(f, number, level);
+        if made.is_err() {
+            let _ = inner.fs.remove_file(&table_path(&inner.dir, number));
+        }
+        written.push((level as u32, made?));
+        Ok(())
+    });
+    match result.and_then(|_| inner.fs.sync_dir(&inner.dir).ctx(&inner.dir)) {
+        Ok(()) => Ok(written),
+        Err(e) => {
+            remove_tables(inner, &written);
+            Err(e)
+        }
+    }
+}
+
+fn remove_tables(inner: &DbInner, written: &[(u32, FileMeta)]) {
+    for (_, meta) in written {
+        let _ = inner.fs.remove_file(&table_path(&inner.dir, meta.number));
+    }
+}
+
+/// Adds the written tables in one MANIFEST edit recording `seq`. Returns
+/// false (the tables removed) when the family was dropped meanwhile. A
+/// failed edit stops writes, and the tables stay: the edit may be durable.
+fn install(
+    inner: &DbInner,
+    family: &Family,
+    written: Vec<(u32, FileMeta)>,
+    seq: SeqNo,
+) -> Result<bool> {
+    let edit = FamilyEdit {
+        new_files: written.clone(),
+        ..FamilyEdit::new(family.id)
+    };
+    let installed = inner
+        .install_at(family, edit, None, Some(seq))
+        .map_err(|e| inner.stop_writes(e, Failure::Fatal))?;
+    if !installed {
+        remove_tables(inner, &written);
+    }
+    Ok(installed)
+}
+
+/// The fast path: every file goes to the last level unchanged (sequence
+/// number 0), linked when `move_files` (the caller's name is removed
+/// afterwards) and copied otherwise (so later changes to the caller's file
+/// cannot reach the database). Returns false, having added nothing, when a
+/// snapshot appeared meanwhile: the caller then takes the slow path.
+fn add_as_is(
+    inner: &DbInner,
+    family: &Family,
+    files: &[External],
+    move_files: bool,
+) -> Result<bool> {
+    let bottom = family.view.read().version.levels.len() - 1;
+    let levels = vec![bottom; files.len()];
+    let written = write_all(inner, files, &levels, |f, number, _| {
+        let to = table_path(&inner.dir, number);
+        let placed = if move_files {
+            inner.fs.link(&f.path, &to)
+        } else {
+            copy_file(&*inner.fs, &f.path, &to, None)
+        };
+        placed.ctx(&to)?;
+        let props = f.table.properties();
+        let mut meta = FileMeta::new(number);
+        meta.extend(&f.first_ikey);
+        meta.extend(&f.last_ikey);
+        meta.size = props.file_size;
+        meta.unique_id = f.table.unique_id();
+        meta.file_crc = f.file_crc;
+        meta.creation_time = props.creation_time;
+        Ok(meta)
+    })?;
+    // Snapshots register under this lock: none can appear until the files
+    // are in (and would then see them, as they should).
+    let snapshots = inner.snapshots.lock();
+    if !snapshots.is_empty() {
+        drop(snapshots);
+        remove_tables(inner, &written);
+        return Ok(false);
+    }
+    let edit = FamilyEdit {
+        new_files: written.clone(),
+        ..FamilyEdit::new(family.id)
+    };
+    let installed = inner.install_at(family, edit, None, None);
+    drop(snapshots);
+    match installed {
+        Ok(true) => Ok(true),
+        Ok(false) => {
+            remove_tables(inner, &written);
+            Err(check_live(family).err().unwrap_or(Error::Closed))
+        }
+        Err(e) => Err(inner.stop_writes(e, Failure::Fatal)),
+    }
 }
 
 /// Records `seq` as the last sequence number in the MANIFEST before any
@@ -188,7 +313,7 @@ fn reserve_sequence(inner: &DbInner, seq: SeqNo) -> Result<()> {
 /// Opens `path` and reads every entry, checking what ingestion relies on.
 fn read_external(inner: &DbInner, path: &Path) -> Result<External> {
     let file = inner.fs.open(path).ctx(path)?;
-    let table = Table::open(file, path.to_path_buf(), 0, None, Arc::default())?;
+    let table = Table::open(file.clone(), path.to_path_buf(), 0, None, Arc::default())?;
     let bad = |reason: String| Error::corruption(path, 0, format!("cannot ingest: {reason}"));
     if !table.range_deletions().is_empty() {
         return Err(bad("the file holds range deletions".into()));
@@ -197,7 +322,10 @@ fn read_external(inner: &DbInner, path: &Path) -> Result<External> {
     it.seek_to_first();
     let mut smallest: Option<Vec<u8>> = None;
     let mut last: Vec<u8> = Vec::new();
+    let mut last_kind = ValueKind::Put;
     let mut count = 0u64;
+    let mut first_ikey = Vec::new();
+    let mut last_ikey = Vec::new();
     while it.valid() {
         let p = parse_internal_key(it.key()).ok_or_else(|| bad("malformed key".into()))?;
         if p.seq != 0 || !matches!(p.kind, ValueKind::Put | ValueKind::Delete) {
@@ -210,9 +338,11 @@ fn read_external(inner: &DbInner, path: &Path) -> Result<External> {
         }
         if smallest.is_none() {
             smallest = Some(p.user_key.to_vec());
+            first_ikey = it.key().to_vec();
         }
         last.clear();
         last.extend_from_slice(p.user_key);
+        last_kind = p.kind;
         count += 1;
         it.next();
     }
@@ -224,12 +354,29 @@ fn read_external(inner: &DbInner, path: &Path) -> Result<External> {
         )));
     }
     let smallest = smallest.ok_or_else(|| bad("the file is empty".into()))?;
+    encode_internal_key(&mut last_ikey, &last, 0, last_kind);
     Ok(External {
         path: path.to_path_buf(),
+        file_crc: whole_file_crc(&*file, path)?,
         table,
         smallest,
         largest: last,
+        first_ikey,
+        last_ikey,
     })
+}
+
+fn whole_file_crc(file: &dyn RandomAccessFile, path: &Path) -> Result<u32> {
+    let mut crc = crc32fast::Hasher::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut at = 0;
+    while at < file.len() {
+        let n = (file.len() - at).min(buf.len() as u64) as usize;
+        file.read_exact_at(at, &mut buf[..n]).ctx(path)?;
+        crc.update(&buf[..n]);
+        at += n as u64;
+    }
+    Ok(crc.finalize())
 }
 
 /// Whether a memtable of `family` may hold keys inside some file's range.

@@ -178,11 +178,14 @@ impl DbInner {
         flushed: Option<&Arc<MemTable>>,
     ) -> Result<bool> {
         self.install_at(family, edit, flushed, None)
+            .map_err(|e| self.stop_writes(e, health::Failure::Fatal))
     }
 
     /// As [`install`](Self::install), recording `last_seq` (instead of the
-    /// visible sequence number) as the MANIFEST's last sequence number:
-    /// an ingest uses a number it publishes only after the edit.
+    /// visible sequence number) as the MANIFEST's last sequence number
+    /// (an ingest uses a number it publishes only after the edit), and
+    /// leaving it to the caller to stop writes on failure (an ingest holds
+    /// the snapshot list's lock, which stopping must not wait under).
     pub(crate) fn install_at(
         &self,
         family: &Family,
@@ -198,14 +201,12 @@ impl DbInner {
             log_number: Some(self.oldest_live_log(flushed.map(|m| (family, m)))),
             ..VersionEdit::for_family(edit)
         };
-        let changed = versions
-            .log_and_apply(
-                edit,
-                self.next_file_number.load(Ordering::Relaxed),
-                last_seq.unwrap_or_else(|| self.visible_seq.load(Ordering::Acquire)),
-                || self.new_file_number(),
-            )
-            .map_err(|e| self.stop_writes(e, health::Failure::Fatal))?;
+        let changed = versions.log_and_apply(
+            edit,
+            self.next_file_number.load(Ordering::Relaxed),
+            last_seq.unwrap_or_else(|| self.visible_seq.load(Ordering::Acquire)),
+            || self.new_file_number(),
+        )?;
         if let Some((_, version)) = changed.into_iter().find(|(id, _)| *id == family.id) {
             let mut view = family.view.write();
             let imms = view
