@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 
 mod backend;
+mod backup;
 mod batch;
 mod block_cache;
 mod cf_options;
@@ -38,6 +39,7 @@ mod version;
 mod wal;
 
 pub use backend::{KvIter, MemoryBackend, Snapshot, StorageBackend};
+pub use backup::{BackupEngine, BackupInfo};
 pub use batch::{BatchIter, BatchOp, WriteBatch};
 pub use cf_options::ColumnFamilyOptions;
 pub use column_family::ColumnFamily;

@@ -27,21 +27,32 @@ use super::DbInner;
 use crate::error::{Error, IoContext, Result};
 use crate::fs::{copy_prefix, parent_dir, remove_tree, with_suffix, FileSystem, RandomAccessFile};
 use crate::types::SeqNo;
-use crate::version::{snapshot_edit, write_manifest, Counters, FamilyVersions, Version};
+use crate::version::{snapshot_edit, write_manifest, Counters, FamilyVersions};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-/// What the checkpoint holds, noted at one instant.
-struct Capture {
-    seq: SeqNo,
-    families: BTreeMap<u32, FamilyVersions>,
+/// What a checkpoint (or backup) holds, noted at one instant. Holding it
+/// pins the table files.
+pub(crate) struct Capture {
+    pub(crate) seq: SeqNo,
+    pub(crate) families: BTreeMap<u32, FamilyVersions>,
     max_family_id: u32,
     /// Live logs: number, open handle, bytes to copy.
-    logs: Vec<(u64, Arc<dyn RandomAccessFile>, u64)>,
+    pub(crate) logs: Vec<(u64, Arc<dyn RandomAccessFile>, u64)>,
     next_file_number: u64,
     manifest_number: u64,
+}
+
+impl Capture {
+    /// Every table file, once.
+    pub(crate) fn tables(&self) -> impl Iterator<Item = &crate::version::FileMeta> {
+        self.families
+            .values()
+            .flat_map(|f| f.current.levels.iter().flatten())
+            .map(|f| &f.meta)
+    }
 }
 
 /// Creates a checkpoint of `inner` in `target`, which must not exist.
@@ -77,7 +88,7 @@ pub(crate) fn checkpoint(inner: &DbInner, target: &Path) -> Result<SeqNo> {
 
 /// Notes the state to copy; holds the log and MANIFEST locks only for
 /// in-memory work plus one directory listing and a few opens.
-fn capture(inner: &DbInner) -> Result<Capture> {
+pub(crate) fn capture(inner: &DbInner) -> Result<Capture> {
     let wal = inner.wal.lock();
     let versions = inner.versions.lock();
     let seq = wal.last_seq;
@@ -134,11 +145,10 @@ fn capture(inner: &DbInner) -> Result<Capture> {
 /// the identity file into `dir`, all synced.
 fn write_files(inner: &DbInner, c: &Capture, dir: &Path) -> Result<()> {
     let fs: &dyn FileSystem = &*inner.fs;
-    let versions: Vec<&Arc<Version>> = c.families.values().map(|f| &f.current).collect();
-    for file in versions.iter().flat_map(|v| v.levels.iter().flatten()) {
+    for meta in c.tables() {
         let (from, to) = (
-            table_path(&inner.dir, file.meta.number),
-            table_path(dir, file.meta.number),
+            table_path(&inner.dir, meta.number),
+            table_path(dir, meta.number),
         );
         fs.link(&from, &to).ctx(&from)?;
     }
@@ -147,6 +157,16 @@ fn write_files(inner: &DbInner, c: &Capture, dir: &Path) -> Result<()> {
         copy_prefix(fs, &**file, &to, *len).ctx(&to)?;
     }
     fs.sync_dir(dir).ctx(dir)?;
+    write_manifest_and_identity(fs, c, dir)
+}
+
+/// Writes the MANIFEST listing the captured state, `CURRENT` and the
+/// identity file into `dir`, synced.
+pub(crate) fn write_manifest_and_identity(
+    fs: &dyn FileSystem,
+    c: &Capture,
+    dir: &Path,
+) -> Result<()> {
     let counters = Counters {
         log_number: c.families.values().map(|f| f.log_number).min().unwrap_or(0),
         next_file_number: c.next_file_number.max(c.manifest_number + 1),
@@ -154,6 +174,5 @@ fn write_files(inner: &DbInner, c: &Capture, dir: &Path) -> Result<()> {
     };
     let snapshot = snapshot_edit(&c.families, c.max_family_id, counters);
     write_manifest(fs, dir, c.manifest_number, &snapshot)?;
-    super::open::write_identity(fs, dir)?;
-    Ok(())
+    super::open::write_identity(fs, dir)
 }

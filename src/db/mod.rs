@@ -33,10 +33,12 @@ mod write;
 pub(crate) use cf_api::{
     compact_range_cf, flush_cf, get_cf, property_cf, raw_iterator_cf, stats_cf, write_batch,
 };
+pub(crate) use checkpoint::write_manifest_and_identity;
 pub(crate) use conflict::{get_latest, ConflictCheck};
 pub(crate) use events::table_file;
 pub(crate) use family::Family;
 pub use properties::PROPERTIES;
+pub(crate) use filenames::{log_path, table_path};
 pub(crate) use ingest::ingest as ingest_cf;
 pub use ingest::IngestOptions;
 pub use read::DbSnapshot;
@@ -646,6 +648,17 @@ impl DB {
     /// file cannot be linked, copied or written (nothing is left at `dir`).
     pub fn checkpoint(&self, dir: impl AsRef<Path>) -> Result<()> {
         checkpoint::checkpoint(&self.inner, dir.as_ref()).map(|_| ())
+    }
+
+    /// The state a backup copies, noted at one instant (see `checkpoint`),
+    /// with the directory and file system to read it from.
+    pub(crate) fn capture(&self) -> Result<(checkpoint::Capture, &Path, &Arc<dyn FileSystem>)> {
+        self.inner.check_open()?;
+        Ok((
+            checkpoint::capture(&self.inner)?,
+            &self.inner.dir,
+            &self.inner.fs,
+        ))
     }
 
     /// Counters and per-level figures kept by the engine, for the default
