@@ -26,8 +26,10 @@
 //!    MANIFEST edit records `G` as the last sequence number, so that a
 //!    crash leaves tables the next open recognizes as leftovers (not as
 //!    tables whose edit was lost).
-//! 5. One MANIFEST edit adds every file; only then is `G` published to
-//!    readers. A crash before the edit leaves unlisted tables the next
+//! 5. One MANIFEST edit adds every file; then a record with no operations
+//!    and sequence number `G` goes to the log (replay checks that the
+//!    records' numbers follow on without gaps; this one says `G` was used
+//!    outside the log), and only then is `G` published to readers. A crash before the edit leaves unlisted tables the next
 //!    open removes: all or nothing. Snapshots taken before see sequence
 //!    numbers below `G` only (and on the fast path there are none: the
 //!    snapshot list stays locked from the check to the edit).
@@ -159,6 +161,12 @@ pub(crate) fn ingest(
     })?;
     if !install(inner, family, written, seq)? {
         return Err(check_live(family).err().unwrap_or(Error::Closed));
+    }
+    // The log gets a record with no operations at `seq`: the later
+    // records then follow on without a gap when the log is replayed.
+    let marker = crate::batch::WriteBatch::new().encode(seq).to_vec();
+    if let Err(e) = wal.writer.add_record(&marker) {
+        return Err(inner.stop_writes(Error::io(&wal.path, e), Failure::Log));
     }
     // Published only now: readers that took an older number before the
     // edit do not see the files, and every later one does.

@@ -128,6 +128,12 @@ impl<'a> Replay<'a> {
                         }
                     }
                     if batch.is_empty() {
+                        // Written by an ingest: sequence numbers up to
+                        // `first` were used by tables, not by the log.
+                        if self.prev_last.is_none_or(|p| first > p) {
+                            self.prev_last = Some(first);
+                            self.last_seq = self.last_seq.max(first);
+                        }
                         continue;
                     }
                     if let Some(e) = self.out_of_order(first, &path, offset) {
