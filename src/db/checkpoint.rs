@@ -89,6 +89,12 @@ pub(crate) fn checkpoint(inner: &DbInner, target: &Path) -> Result<SeqNo> {
 /// Notes the state to copy; holds the log and MANIFEST locks only for
 /// in-memory work plus one directory listing and a few opens.
 pub(crate) fn capture(inner: &DbInner) -> Result<Capture> {
+    if inner.follower.is_some() {
+        // Its memtables hold what no file of its own does.
+        return Err(Error::InvalidArgument(
+            "checkpoints and backups need the primary handle, not a read-only one".into(),
+        ));
+    }
     let wal = inner.wal.lock();
     let versions = inner.versions.lock();
     let seq = wal.last_seq;

@@ -67,6 +67,17 @@ impl DbInner {
 
     pub(crate) fn check_writable(&self) -> Result<()> {
         self.check_open()?;
+        if let Some(f) = &self.follower {
+            return Err(Error::InvalidArgument(format!(
+                "the database was opened {}: this handle takes no writes, \
+                 flushes or compactions",
+                if f.secondary {
+                    "as a secondary (DB::open_secondary)"
+                } else {
+                    "read-only (DB::open_read_only)"
+                }
+            )));
+        }
         match &*self.stopped.lock() {
             Some(s) => Err(Error::ReadOnly {
                 cause: s.cause.clone(),

@@ -15,12 +15,13 @@ mod family;
 mod filenames;
 mod flush;
 mod health;
-mod instrument;
 mod ingest;
+mod instrument;
 mod level_iter;
 mod open;
 mod properties;
 mod read;
+mod read_only;
 mod repair;
 mod replay;
 mod resolve;
@@ -37,10 +38,10 @@ pub(crate) use checkpoint::write_manifest_and_identity;
 pub(crate) use conflict::{get_latest, ConflictCheck};
 pub(crate) use events::table_file;
 pub(crate) use family::Family;
-pub use properties::PROPERTIES;
 pub(crate) use filenames::{log_path, table_path};
 pub(crate) use ingest::ingest as ingest_cf;
 pub use ingest::IngestOptions;
+pub use properties::PROPERTIES;
 pub use read::DbSnapshot;
 pub(crate) use read::FailedIterator;
 pub(crate) use repair::repair as repair_with;
@@ -111,6 +112,8 @@ pub(crate) struct DbInner {
     closed: AtomicBool,
     /// Whether some family has a TTL (then writes stamp their values).
     pub(crate) ttl_in_use: AtomicBool,
+    /// Set for read-only and secondary handles, which never write.
+    pub(crate) follower: Option<read_only::Follower>,
 }
 
 impl DbInner {
@@ -276,8 +279,8 @@ impl DbInner {
     /// otherwise returns the failure. The directory lock stays held until
     /// the last snapshot and iterator of this handle is gone (`Drop`).
     fn close(&self) -> Result<()> {
-        if self.closed.swap(true, Ordering::AcqRel) {
-            return Ok(());
+        if self.closed.swap(true, Ordering::AcqRel) || self.follower.is_some() {
+            return Ok(()); // a follower has nothing to flush
         }
         self.bg.stop();
         if self.stopped_for().is_some() {

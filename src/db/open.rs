@@ -312,6 +312,7 @@ pub(crate) fn open(opts: Options) -> Result<Arc<DbInner>> {
         stopped: Mutex::new(None),
         txn_locks: Default::default(),
         closed: AtomicBool::new(false),
+        follower: None,
         ttl_in_use: AtomicBool::new(ttl_in_use),
         opts,
     });
@@ -365,25 +366,25 @@ fn check_recorded(
 
 /// A family as the open sees it: the MANIFEST's record, with the options it
 /// is opened with.
-struct OpeningFamily {
-    id: u32,
-    name: String,
-    opts: ColumnFamilyOptions,
+pub(crate) struct OpeningFamily {
+    pub(crate) id: u32,
+    pub(crate) name: String,
+    pub(crate) opts: ColumnFamilyOptions,
     /// The merge operator's name to record (the given operator's, or the
     /// one recorded before).
-    merge_name: Option<String>,
-    levels: Vec<Vec<FileMeta>>,
-    log_number: Option<u64>,
+    pub(crate) merge_name: Option<String>,
+    pub(crate) levels: Vec<Vec<FileMeta>>,
+    pub(crate) log_number: Option<u64>,
     /// Created by this open (listed in `Options::column_families` but not in
     /// the MANIFEST): it has no data to recover.
-    created: bool,
+    pub(crate) created: bool,
 }
 
 /// The families to open: the recorded ones with the options they get (the
 /// default family's from `Options`, a listed family's from
 /// `Options::column_families`, another's as recorded), plus the listed ones
 /// that do not exist yet.
-fn opening_families(
+pub(crate) fn opening_families(
     opts: &Options,
     recorded: BTreeMap<u32, RecoveredFamily>,
     max_family_id: &mut u32,

@@ -265,6 +265,32 @@ impl VersionSet {
         })
     }
 
+    /// A version set for a read-only handle: it holds `families` and
+    /// refuses every change (its MANIFEST writer writes nowhere).
+    pub(crate) fn detached(
+        fs: Arc<dyn FileSystem>,
+        dir: &Path,
+        families: BTreeMap<u32, FamilyVersions>,
+        max_family_id: u32,
+        log_number: u64,
+        deleter: Deleter,
+        manifest: LogWriter,
+    ) -> VersionSet {
+        VersionSet {
+            fs,
+            dir: dir.to_path_buf(),
+            manifest,
+            manifest_path: dir.join(CURRENT),
+            families,
+            deleter,
+            max_family_id,
+            log_number,
+            failed: Some(Arc::new(Error::InvalidArgument(
+                "opened read-only: the MANIFEST is never written".into(),
+            ))),
+        }
+    }
+
     /// Refuses any change after a failed write (see `failed`): writes are
     /// stopped for good since then (`DB::resume` answers `ReopenRequired`).
     fn check_usable(&self) -> Result<()> {

@@ -18,6 +18,16 @@ pub(crate) struct LogWriter {
 }
 
 impl LogWriter {
+    /// A writer over `file` that writes no header: for the handles of
+    /// read-only opens, whose files refuse every write.
+    pub(crate) fn detached(file: Box<dyn WritableFile>) -> LogWriter {
+        LogWriter {
+            file,
+            block_offset: 0,
+            buf: Vec::new(),
+        }
+    }
+
     /// Starts a new log in an empty file, writing its header record.
     pub(crate) fn create(
         file: Box<dyn WritableFile>,
