@@ -36,7 +36,8 @@ use std::sync::Arc;
 /// What one backup holds, as [`BackupEngine::backups`] lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BackupInfo {
-    /// The backup's id: 1 for the first, then increasing, never reused.
+    /// The backup's id: 1 for the first, then one more than the newest
+    /// backup there is.
     pub id: u64,
     /// When it was taken, in seconds since the Unix epoch.
     pub timestamp: u64,

@@ -16,7 +16,9 @@
 //! either the old state or the new one, never part of a batch. The primary
 //! may delete files the secondary still reads (after a compaction, or a
 //! log it replaced); a catch-up that trips over one starts again, a few
-//! times, and a read that does gets an I/O error: catch up again.
+//! times. It opens every table it will read, so later reads find them
+//! even once the primary deleted them, as long as the table cache
+//! (`max_open_files`) keeps them open.
 
 use super::family::{Family, ReadView};
 use super::filenames::{self, FileType};
@@ -167,7 +169,21 @@ fn load(opts: &Options) -> Result<State> {
 /// `load`, again while it trips over files the primary replaced meanwhile
 /// (a MANIFEST or log deleted between listing and reading, a log read in
 /// the middle of a rotation).
-fn load_following(opts: &Options) -> Result<State> {
+///
+/// Every table of the new state is opened here too (the table cache keeps
+/// it open): a file the primary deletes afterwards stays readable through
+/// the open handle, so reads do not trip over a compaction that ran after
+/// the catch-up (as long as the cache holds the table).
+fn load_following(opts: &Options, tables: &TableCache) -> Result<State> {
+    let load = |opts: &Options| -> Result<State> {
+        let state = load(opts)?;
+        for l in &state.families {
+            for file in l.version.levels.iter().flatten() {
+                tables.get(&file.meta)?;
+            }
+        }
+        Ok(state)
+    };
     let mut attempt = 0;
     loop {
         match load(opts) {
@@ -187,8 +203,15 @@ fn open_follower(opts: Options, secondary: bool) -> Result<Arc<DbInner>> {
     if fs.kind(&dir.join(crate::version::CURRENT)).ctx(&dir)? != Some(EntryKind::File) {
         return Err(Error::NotFound { path: dir });
     }
+    let block_cache = (opts.cache_size > 0).then(|| Arc::new(BlockCache::new(opts.cache_size)));
+    let table_cache = Arc::new(TableCache::new(
+        fs.clone(),
+        &dir,
+        block_cache,
+        opts.max_open_files,
+    ));
     let state = if secondary {
-        load_following(&opts)?
+        load_following(&opts, &table_cache)?
     } else {
         load(&opts)?
     };
@@ -228,13 +251,6 @@ fn open_follower(opts: Options, secondary: bool) -> Result<Arc<DbInner>> {
         .get(&0)
         .cloned()
         .ok_or_else(|| Error::Internal("the default column family is missing".into()))?;
-    let block_cache = (opts.cache_size > 0).then(|| Arc::new(BlockCache::new(opts.cache_size)));
-    let table_cache = Arc::new(TableCache::new(
-        fs.clone(),
-        &dir,
-        block_cache,
-        opts.max_open_files,
-    ));
     let ttl_in_use = families.values().any(|f| f.opts.ttl.is_some());
     Ok(Arc::new(DbInner {
         dir: dir.clone(),
@@ -273,7 +289,7 @@ fn open_follower(opts: Options, secondary: bool) -> Result<Arc<DbInner>> {
 
 /// Swaps in the state the files describe now (see the module docs).
 fn catch_up(inner: &DbInner) -> Result<()> {
-    let state = load_following(&inner.opts)?;
+    let state = load_following(&inner.opts, &inner.table_cache)?;
     // The number first: a reader then pairs it with the old views (an
     // older, complete state: they hold nothing newer) or the new ones.
     inner
