@@ -93,7 +93,7 @@ pub fn run(engine: &str, db: &dyn Engine, dir: &Path, w: &str, s: &Settings) -> 
             println!(
                 "  {engine:8} deleterange: the call took {:.1} us; disk {:.2} MB before, \
                  {:.2} MB after compaction = {:.2}x the remaining live data ({:.2} MB)",
-                m.secs * 1e6,
+                m.hist.quantile_us(1.0),
                 before as f64 / (1 << 20) as f64,
                 after as f64 / (1 << 20) as f64,
                 after as f64 / live.max(1.0),

@@ -192,10 +192,9 @@ impl Engine for Rocks {
         self.db.merge(key, operand).expect("rocksdb merge");
     }
     fn delete_range(&self, start: &[u8], end: &[u8]) {
-        let cf = self.db.cf_handle("default").expect("default family");
-        self.db
-            .delete_range_cf(&cf, start, end)
-            .expect("rocksdb delete_range");
+        let mut b = rocksdb::WriteBatch::default();
+        b.delete_range(start, end);
+        self.db.write(b).expect("rocksdb delete_range");
     }
     fn compact_all(&self) {
         self.db.compact_range(None::<&[u8]>, None::<&[u8]>);
@@ -226,7 +225,7 @@ impl Engine for Rocks {
             "readseq-raw" | "readreverse-raw" | "seekrandom-raw" => "db.raw_iterator()",
             "readwhilewriting" => "db.get (writer: db.put)",
             "mergerandom" => "db.merge (associative uint64add)",
-            "deleterange" => "db.delete_range_cf(default, a, b)",
+            "deleterange" => "db.write(WriteBatch::delete_range(a, b))",
             _ => "db.get",
         }
     }
