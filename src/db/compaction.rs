@@ -294,14 +294,21 @@ pub(crate) fn compact_range(inner: &DbInner, family: &Family, range: &KeyRange) 
         execute(inner, family, &version, c, false)?;
     }
     if bottom == levels - 1 {
+        // Files that are all zeros are left alone. Each run of neighbours
+        // to rewrite is its own job: one job's outputs cover the key span
+        // of all its inputs, and would overlap a skipped file in between.
         let version = family.view.read().version.clone();
-        let inputs: Vec<Arc<LiveFile>> = version.levels[bottom]
-            .iter()
-            .filter(|f| f.meta.largest_seq > 0 && overlaps_range(f, range))
-            .cloned()
-            .collect();
-        if !inputs.is_empty() {
-            execute(inner, family, &version, in_place(bottom, inputs), false)?;
+        let mut runs: Vec<Vec<Arc<LiveFile>>> = vec![Vec::new()];
+        for f in &version.levels[bottom] {
+            if f.meta.largest_seq > 0 && overlaps_range(f, range) {
+                runs.last_mut().expect("never empty").push(f.clone());
+            } else if !runs.last().expect("never empty").is_empty() {
+                runs.push(Vec::new());
+            }
+        }
+        for run in runs.into_iter().filter(|r| !r.is_empty()) {
+            let version = family.view.read().version.clone();
+            execute(inner, family, &version, in_place(bottom, run), false)?;
         }
     }
     inner.bg.notify();
