@@ -108,19 +108,28 @@ impl Version {
     /// files the edit removes (and does not re-add elsewhere); the caller
     /// marks those obsolete with [`retire`] once the edit is durable, never
     /// before: until then the current version still needs them.
+    ///
+    /// An edit that removes a file the level does not hold, or that leaves
+    /// two files of a deeper level overlapping, is refused: it was made
+    /// against some other version, and installing it would hide keys from
+    /// every read of that level (see [`check_levels`]).
     pub(crate) fn apply(
         &self,
         edit: &FamilyEdit,
         deleter: &Deleter,
-    ) -> (Version, Vec<Arc<LiveFile>>) {
+    ) -> Result<(Version, Vec<Arc<LiveFile>>), String> {
         let mut levels = self.levels.clone();
         let mut removed: Vec<Arc<LiveFile>> = Vec::new();
         for &(level, number) in &edit.deleted_files {
-            if let Some(files) = levels.get_mut(level as usize) {
-                if let Some(pos) = files.iter().position(|f| f.meta.number == number) {
-                    removed.push(files.remove(pos));
-                }
-            }
+            let pos = levels
+                .get(level as usize)
+                .and_then(|files| files.iter().position(|f| f.meta.number == number));
+            let Some(pos) = pos else {
+                return Err(format!(
+                    "edit removes table {number} from level {level}, which does not hold it"
+                ));
+            };
+            removed.push(levels[level as usize].remove(pos));
         }
         for (level, meta) in &edit.new_files {
             let file = match removed.iter().position(|f| f.meta.number == meta.number) {
@@ -132,7 +141,8 @@ impl Version {
         }
         let mut v = Version { levels };
         v.sort();
-        (v, removed)
+        check_levels(v.levels.iter().map(|files| files.iter().map(|f| &f.meta)))?;
+        Ok((v, removed))
     }
 
     pub(crate) fn sort(&mut self) {
@@ -169,5 +179,117 @@ impl Version {
         candidates
             .iter()
             .filter(move |f| f.smallest_user_key() <= key && !f.ends_before(key))
+    }
+}
+
+/// Checks that the files of every level below 0, taken in the order given
+/// (by smallest key), do not overlap: reads and compactions of such a
+/// level look at one file per key, so a second file holding the key would
+/// be invisible to them.
+pub(crate) fn check_levels<'a, L, F>(levels: L) -> Result<(), String>
+where
+    L: IntoIterator<Item = F>,
+    F: IntoIterator<Item = &'a FileMeta>,
+{
+    for (level, files) in levels.into_iter().enumerate().skip(1) {
+        let mut prev: Option<&FileMeta> = None;
+        for f in files {
+            if let Some(p) = prev {
+                // A file ending in a range tombstone's sentinel holds nothing
+                // of its largest user key: the next may start with it.
+                let sentinel_end = crate::types::parse_internal_key(&p.largest)
+                    .is_some_and(|k| k.seq == crate::types::MAX_SEQNO);
+                let (p_end, f_start) = (user_key(&p.largest), user_key(&f.smallest));
+                if p_end > f_start || (p_end == f_start && !sentinel_end) {
+                    return Err(format!(
+                        "tables {} and {} of level {level} overlap ({:?} ends after {:?} starts)",
+                        p.number,
+                        f.number,
+                        String::from_utf8_lossy(p_end),
+                        String::from_utf8_lossy(f_start),
+                    ));
+                }
+            }
+            prev = Some(f);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::{encode_internal_key, ValueKind, MAX_SEQNO};
+
+    fn meta(number: u64, lo: &str, hi: &str) -> FileMeta {
+        let mut m = FileMeta::new(number);
+        for k in [lo, hi] {
+            let mut ik = Vec::new();
+            encode_internal_key(&mut ik, k.as_bytes(), 5, ValueKind::Put);
+            m.extend(&ik);
+        }
+        m
+    }
+
+    fn version(levels: Vec<Vec<FileMeta>>) -> (Version, Deleter) {
+        let deleter: Deleter = Arc::new(|_| {});
+        let mut v = Version::empty(levels.len());
+        for (l, files) in levels.into_iter().enumerate() {
+            v.levels[l] = files
+                .into_iter()
+                .map(|m| LiveFile::new(m, deleter.clone()))
+                .collect();
+        }
+        v.sort();
+        (v, deleter)
+    }
+
+    #[test]
+    fn an_edit_that_makes_a_level_overlap_is_refused() {
+        let (v, d) = version(vec![vec![], vec![meta(1, "a", "b"), meta(2, "m", "n")]]);
+        let mut edit = FamilyEdit::new(0);
+        edit.new_files.push((1, meta(3, "c", "m")));
+        let err = v.apply(&edit, &d).unwrap_err();
+        assert!(err.contains("tables 3 and 2 of level 1 overlap"), "{err}");
+        // Level 0 may overlap; a disjoint file fits.
+        let mut edit = FamilyEdit::new(0);
+        edit.new_files.push((0, meta(4, "a", "z")));
+        edit.new_files.push((1, meta(5, "c", "l")));
+        let (next, removed) = v.apply(&edit, &d).unwrap();
+        assert!(removed.is_empty());
+        assert_eq!(next.levels[1].len(), 3);
+    }
+
+    #[test]
+    fn an_edit_that_removes_a_file_the_level_lacks_is_refused() {
+        let (v, d) = version(vec![vec![meta(1, "a", "b")], vec![meta(2, "m", "n")]]);
+        let mut edit = FamilyEdit::new(0);
+        edit.deleted_files.push((1, 1));
+        let err = v.apply(&edit, &d).unwrap_err();
+        assert!(err.contains("removes table 1 from level 1"), "{err}");
+        let mut edit = FamilyEdit::new(0);
+        edit.deleted_files.push((0, 1));
+        edit.new_files.push((1, meta(1, "a", "b")));
+        let (next, removed) = v.apply(&edit, &d).unwrap();
+        assert!(removed.is_empty(), "a move keeps the file");
+        assert!(next.levels[0].is_empty());
+        assert_eq!(next.levels[1].len(), 2);
+    }
+
+    #[test]
+    fn a_file_ending_in_a_range_tombstone_sentinel_may_touch_the_next() {
+        let mut ends_at_sentinel = meta(1, "a", "b");
+        ends_at_sentinel.largest.clear();
+        encode_internal_key(
+            &mut ends_at_sentinel.largest,
+            b"m",
+            MAX_SEQNO,
+            ValueKind::SEEK,
+        );
+        let next = meta(2, "m", "n");
+        assert!(check_levels([vec![], vec![&ends_at_sentinel, &next]]).is_ok());
+        let plain_end = meta(3, "a", "m");
+        let err = check_levels([vec![], vec![&plain_end, &next]]).unwrap_err();
+        assert!(err.contains("\"m\" ends after \"m\" starts"), "{err}");
     }
 }

@@ -11,7 +11,7 @@
 use super::{Deleter, FamilyEdit, FileMeta, Version, VersionEdit};
 use crate::error::{Error, IoContext, Result};
 use crate::fs::FileSystem;
-use crate::types::SeqNo;
+use crate::types::{compare_internal_keys, SeqNo};
 use crate::wal::{LogKind, LogReader, LogWriter, ReadEvent};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -193,6 +193,14 @@ pub(crate) fn read_current(fs: &dyn FileSystem, dir: &Path) -> Result<RecoveredS
                 last_sequence = edit.last_sequence.or(last_sequence);
             }
         }
+    }
+    for f in families.values_mut() {
+        for files in f.levels.iter_mut().skip(1) {
+            files.sort_by(|a, b| compare_internal_keys(&a.smallest, &b.smallest));
+        }
+        super::check_levels(&f.levels).map_err(|reason| {
+            Error::corruption(&path, 0, format!("column family {:?}: {reason}", f.name))
+        })?;
     }
     let missing = |what: &str| Error::corruption(&path, 0, format!("MANIFEST has no {what}"));
     Ok(RecoveredState {
@@ -383,7 +391,10 @@ impl VersionSet {
             let family = families.get_mut(&f.id).ok_or_else(|| {
                 Error::InvalidArgument(format!("column family id {} does not exist", f.id))
             })?;
-            let (version, gone) = family.current.apply(f, &self.deleter);
+            let (version, gone) = family
+                .current
+                .apply(f, &self.deleter)
+                .map_err(|e| Error::Internal(format!("column family {}: {e}", f.id)))?;
             removed.extend(gone);
             family.current = Arc::new(version);
             family.log_number = f.log_number.unwrap_or(family.log_number);
@@ -489,4 +500,65 @@ fn set_current(fs: &dyn FileSystem, dir: &Path, number: u64) -> Result<()> {
     let current = dir.join(CURRENT);
     fs.rename(&tmp, &current).ctx(&tmp)?;
     fs.sync_dir(dir).ctx(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fs::FaultInjectionFs;
+    use crate::types::{encode_internal_key, ValueKind};
+
+    fn meta(number: u64, lo: &str, hi: &str) -> FileMeta {
+        let mut m = FileMeta::new(number);
+        for k in [lo, hi] {
+            let mut ik = Vec::new();
+            encode_internal_key(&mut ik, k.as_bytes(), 5, ValueKind::Put);
+            m.extend(&ik);
+        }
+        m
+    }
+
+    /// A MANIFEST whose deeper level lists overlapping files describes a
+    /// database whose reads would miss keys: opening it is corruption.
+    #[test]
+    fn a_manifest_with_overlapping_files_in_a_level_is_corruption() {
+        let fs = FaultInjectionFs::new();
+        let dir = Path::new("/db");
+        fs.create_dir_all(dir).unwrap();
+        let write = |files: Vec<(u32, FileMeta)>| {
+            let edit = VersionEdit {
+                log_number: Some(1),
+                next_file_number: Some(10),
+                last_sequence: Some(5),
+                families: vec![FamilyEdit {
+                    new_files: files,
+                    ..FamilyEdit::new(0)
+                }],
+                ..VersionEdit::default()
+            };
+            write_manifest(&fs, dir, 2, &edit).unwrap();
+        };
+        write(vec![
+            (1, meta(7, "m", "z")),
+            (1, meta(6, "a", "l")),
+            (0, meta(8, "a", "z")),
+        ]);
+        let state = read_current(&fs, dir).unwrap();
+        let numbers: Vec<u64> = state.families[&0].levels[1]
+            .iter()
+            .map(|m| m.number)
+            .collect();
+        assert_eq!(numbers, [6, 7], "sorted by key");
+        write(vec![(1, meta(7, "m", "z")), (1, meta(6, "a", "m"))]);
+        match read_current(&fs, dir) {
+            Err(e) => {
+                assert!(e.is_corruption(), "{e}");
+                assert!(
+                    e.to_string().contains("tables 6 and 7 of level 1 overlap"),
+                    "{e}"
+                );
+            }
+            Ok(_) => panic!("overlapping files accepted"),
+        }
+    }
 }
