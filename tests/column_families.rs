@@ -299,8 +299,11 @@ fn a_rarely_written_family_does_not_pin_logs() {
         }
     }
     db.wait_for_idle().unwrap();
-    // 64 KiB of logs is about 16 memtables of 4 KiB.
-    assert!(most <= 24, "{most} live logs");
+    // 64 KiB of logs is about 16 memtables of 4 KiB; flushes running
+    // behind the writer (a loaded machine) keep a few more for a while.
+    // Pinned by the rare family, every log would stay (200 or more).
+    assert!(most <= 40, "{most} live logs");
+    assert!(logs() <= 20, "{} live logs once idle", logs());
     assert_eq!(rare.get("once").unwrap(), Some(b"1".to_vec()));
     assert!(rare.stats().flushes >= 1);
     drop(db);

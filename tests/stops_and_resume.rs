@@ -81,6 +81,10 @@ fn a_full_disk_during_flush_stops_writes_until_resume() {
     let db = DB::open_with(options(Arc::new(fs.clone()))).unwrap();
     let mut acked = BTreeMap::new();
     write_keys(&db, &mut acked, 0..200).unwrap();
+    // No compaction may be running or due when the fault starts: the
+    // failure must be a flush's, which leaves a memtable for `resume()` to
+    // fail on (after a failed compaction it has nothing to write).
+    db.wait_for_idle().unwrap();
     fs.inject(FsOp::Append, FaultKind::TornEnospc, Some(".sst"), 0, None);
     write_until_error(&db, &mut acked, 200);
     assert!(matches!(db.put("x", "y"), Err(Error::ReadOnly { .. })));
