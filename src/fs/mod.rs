@@ -4,8 +4,10 @@
 //! Two implementations ship with the crate:
 //! - [`OsFileSystem`], the real one on `std::fs`;
 //! - [`FaultInjectionFs`], an in-memory file system for tests that can fail
-//!   chosen calls (EIO, ENOSPC) and simulate a power cut by discarding every
-//!   byte and directory entry that was not synced.
+//!   chosen calls (EIO, ENOSPC, an fsync that loses data), cuts reads short
+//!   and interrupts them, and simulates a power cut under a choice of
+//!   [`CrashRule`]s: what survives of the bytes and directory changes that
+//!   were not synced.
 //!
 //! Errors are plain `std::io::Error`s; the engine attaches the path when it
 //! turns them into [`crate::Error::Io`].
@@ -13,7 +15,7 @@
 mod fault;
 mod os;
 
-pub use fault::{FaultInjectionFs, FaultKind, FsOp};
+pub use fault::{CrashRule, FaultInjectionFs, FaultKind, FsOp, UnsyncedData, UnsyncedDirChanges};
 pub use os::OsFileSystem;
 
 use std::fmt::Debug;
@@ -91,11 +93,16 @@ pub enum EntryKind {
 
 /// A file opened for appending.
 pub trait WritableFile: Send {
-    /// Appends `data`. When this returns, the bytes have been handed to the
+    /// Appends all of `data` (implementations retry short writes and
+    /// EINTR). When this returns, the bytes have been handed to the
     /// operating system (they survive a crash of this process, not a power
     /// cut).
     fn append(&mut self, data: &[u8]) -> io::Result<()>;
     /// Makes everything appended so far durable (fsync / fdatasync).
+    ///
+    /// After a failure, callers must not call it again on the same handle
+    /// and trust the answer: the kernel may have dropped the data it could
+    /// not write and report the next sync as a success.
     fn sync(&mut self) -> io::Result<()>;
     /// Bytes appended so far, including what the file held when opened.
     fn len(&self) -> u64;
@@ -108,7 +115,10 @@ pub trait WritableFile: Send {
 /// A file opened for positional reads. Shared between threads.
 pub trait RandomAccessFile: Send + Sync {
     /// Reads up to `buf.len()` bytes at `offset`; returns how many were read
-    /// (0 at end of file).
+    /// (0 at end of file). As `pread(2)`, it may return fewer bytes than
+    /// asked before the end of the file, and fail with
+    /// `io::ErrorKind::Interrupted`: callers that need the bytes use
+    /// [`read_exact_at`](Self::read_exact_at), which retries both.
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize>;
     /// File length in bytes at the time it was opened.
     fn len(&self) -> u64;

@@ -1,20 +1,31 @@
-//! An in-memory [`FileSystem`] for tests: injects I/O errors and simulates
-//! power cuts.
+//! An in-memory [`FileSystem`] for tests: injects I/O errors, short reads
+//! and EINTR, and simulates power cuts.
 //!
 //! # Model
 //! Each file is a node holding its bytes and how many of them are synced.
 //! Two name spaces map paths to nodes: the *live* one, which every call sees,
-//! and the *durable* one, which is what a power cut leaves behind. Creating,
-//! renaming and removing change the live name space; `sync_dir` copies a
-//! directory's live entries into the durable one. `sync` on a file marks all
-//! its bytes synced. [`FaultInjectionFs::power_cut`] makes the durable name
-//! space live again and cuts every file back to its synced bytes.
-//! Directories themselves are durable as soon as they are created.
+//! and the *durable* one, as of each directory's last `sync_dir`. Creating,
+//! renaming and removing change the live name space and are logged as
+//! pending changes of their directory; `sync_dir` copies a directory's live
+//! entries into the durable one and forgets its pending changes. `sync` on
+//! a file marks all its bytes synced. A power cut
+//! ([`FaultInjectionFs::power_cut_with`]) builds the surviving state from
+//! the durable name space, the pending changes and the unsynced bytes its
+//! [`CrashRule`] keeps, and makes that live. Directories themselves are
+//! durable as soon as they are created.
+
+mod crash;
+#[cfg(test)]
+mod tests;
+
+pub use crash::{CrashRule, UnsyncedData, UnsyncedDirChanges};
 
 use super::{parent_dir, EntryKind, FileLock, FileSystem, RandomAccessFile, WritableFile};
+use crash::{DirChange, SplitMix};
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 use std::sync::Arc;
@@ -49,12 +60,20 @@ pub enum FaultKind {
     /// the first half of its bytes, then fails, as a write that fills the
     /// disk midway does. Other calls fail as with `Enospc`.
     TornEnospc,
+    /// EIO from a `sync` that also loses the file's unsynced bytes: the
+    /// kernel could not write those pages and marked them clean, so they
+    /// never reach the disk, and the *next* sync of the file reports
+    /// success without them (the "fsyncgate" behaviour of Linux file
+    /// systems, ATC'20). Reads of the live file still see the bytes (they
+    /// are in the page cache); a power cut leaves zeros in their place.
+    /// Other calls fail as with `Eio`.
+    EioDropsUnsynced,
 }
 
 impl FaultKind {
     fn to_error(self) -> io::Error {
         match self {
-            FaultKind::Eio => io::Error::from_raw_os_error(5),
+            FaultKind::Eio | FaultKind::EioDropsUnsynced => io::Error::from_raw_os_error(5),
             FaultKind::Enospc | FaultKind::TornEnospc => io::Error::from_raw_os_error(28),
         }
     }
@@ -69,18 +88,25 @@ struct Rule {
     remaining: Option<u64>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Node {
     data: Vec<u8>,
     synced_len: usize,
+    /// Where the last append started, for tearing it at a power cut.
+    last_append: usize,
+    /// Bytes a failed sync lost (see [`FaultKind::EioDropsUnsynced`]):
+    /// whatever later syncs say, a power cut leaves zeros there.
+    lost: Vec<Range<usize>>,
 }
 
 type NodeRef = Arc<Mutex<Node>>;
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct State {
     live: BTreeMap<PathBuf, NodeRef>,
     durable: BTreeMap<PathBuf, NodeRef>,
+    /// Directory changes since their directory's last `sync_dir`, in order.
+    pending: Vec<DirChange>,
     dirs: BTreeSet<PathBuf>,
     locks: BTreeSet<PathBuf>,
     rules: Vec<Rule>,
@@ -90,6 +116,32 @@ struct State {
     /// Bumped by every power cut; handles from an earlier epoch belong to
     /// the machine that lost power and fail every call.
     epoch: u64,
+    /// Whether reads are cut short and interrupted at random.
+    read_faults: bool,
+    /// Drives the random short reads and EINTRs.
+    rng: SplitMix,
+    /// Files whose handle was synced again after one of its syncs failed.
+    resynced: Vec<PathBuf>,
+}
+
+impl Default for State {
+    fn default() -> State {
+        State {
+            live: BTreeMap::new(),
+            durable: BTreeMap::new(),
+            pending: Vec::new(),
+            dirs: BTreeSet::new(),
+            locks: BTreeSet::new(),
+            rules: Vec::new(),
+            calls: 0,
+            crash_after: None,
+            counts: HashMap::new(),
+            epoch: 0,
+            read_faults: true,
+            rng: SplitMix::new(0x5EED),
+            resynced: Vec::new(),
+        }
+    }
 }
 
 impl State {
@@ -226,30 +278,131 @@ impl FaultInjectionFs {
         self.state.lock().counts.get(&op).copied().unwrap_or(0)
     }
 
+    /// Whether reads are cut short and interrupted at random (on by
+    /// default). `RandomAccessFile::read_at` may return fewer bytes than
+    /// asked, or fail with `ErrorKind::Interrupted`, as a real `pread` may;
+    /// the engine must read through `read_exact_at`, which retries.
+    pub fn set_read_faults(&self, on: bool) {
+        self.state.lock().read_faults = on;
+    }
+
+    /// The files whose handle was synced again after one of its syncs had
+    /// failed (once per such call). After a failed fsync the kernel may
+    /// have dropped the data it could not write, so a later sync that
+    /// succeeds proves nothing; the engine must never do this, and the
+    /// tests check that this list stays empty.
+    pub fn syncs_after_failure(&self) -> Vec<PathBuf> {
+        self.state.lock().resynced.clone()
+    }
+
+    /// A separate copy of the file system as it is now: the same files,
+    /// synced and unsynced bytes, durable entries and pending directory
+    /// changes, sharing nothing with this one. Locks, faults, a pending
+    /// crash and counters are not copied. A test that stops a workload at
+    /// some call can fork the stopped state once per [`CrashRule`] and cut
+    /// the power on each copy, rather than running the workload again.
+    pub fn fork(&self) -> FaultInjectionFs {
+        let st = self.state.lock();
+        let mut copies: HashMap<*const Mutex<Node>, NodeRef> = HashMap::new();
+        let mut copy = |node: &NodeRef| -> NodeRef {
+            copies
+                .entry(Arc::as_ptr(node))
+                .or_insert_with(|| Arc::new(Mutex::new(node.lock().clone())))
+                .clone()
+        };
+        let mut map = |m: &BTreeMap<PathBuf, NodeRef>| -> BTreeMap<PathBuf, NodeRef> {
+            m.iter().map(|(p, n)| (p.clone(), copy(n))).collect()
+        };
+        let live = map(&st.live);
+        let durable = map(&st.durable);
+        let pending = st
+            .pending
+            .iter()
+            .map(|c| match c {
+                DirChange::Create { path, node } => DirChange::Create {
+                    path: path.clone(),
+                    node: copy(node),
+                },
+                other => other.clone(),
+            })
+            .collect();
+        let state = State {
+            live,
+            durable,
+            pending,
+            dirs: st.dirs.clone(),
+            read_faults: st.read_faults,
+            rng: st.rng.clone(),
+            ..State::default()
+        };
+        FaultInjectionFs {
+            state: Arc::new(Mutex::new(state)),
+            epoch: AtomicU64::new(0),
+        }
+    }
+
     /// Simulates a power cut: every unsynced byte and every directory change
-    /// not made durable by `sync_dir` is lost. Locks are released and faults
-    /// cleared, as after a reboot, and every other handle to this file
-    /// system stops working (see the type's documentation).
+    /// not made durable by `sync_dir` is lost ([`CrashRule::STRICT`]).
+    /// Locks are released and faults cleared, as after a reboot, and every
+    /// other handle to this file system stops working (see the type's
+    /// documentation).
     pub fn power_cut(&self) {
-        self.power_cut_keeping(|_, _| 0);
+        self.power_cut_with(CrashRule::STRICT, 0);
     }
 
     /// Like [`power_cut`](Self::power_cut), but each file keeps a prefix of
     /// its unsynced bytes: `keep(path, unsynced_len)` says how many (clamped
     /// to `unsynced_len`). Models a torn write that reached the disk in part.
     pub fn power_cut_keeping(&self, mut keep: impl FnMut(&Path, usize) -> usize) {
+        self.cut(UnsyncedDirChanges::Lost, &mut |path, node| {
+            keep(path, node.data.len() - node.synced_len)
+        });
+    }
+
+    /// Simulates a power cut under `rule`: what survives of unsynced data
+    /// and of unsynced directory changes (see [`CrashRule`]). `seed` drives
+    /// the random choices (prefix lengths, tear points), so a failing case
+    /// can be replayed. Otherwise as [`power_cut`](Self::power_cut).
+    pub fn power_cut_with(&self, rule: CrashRule, seed: u64) {
+        let mut rng = SplitMix::new(seed);
+        self.cut(rule.dirs, &mut |_, node| {
+            let unsynced = node.data.len() - node.synced_len;
+            match rule.data {
+                UnsyncedData::Lost => 0,
+                UnsyncedData::Kept => unsynced,
+                UnsyncedData::RandomPrefix => rng.below(unsynced + 1),
+                UnsyncedData::TornLastWrite => {
+                    // Everything before the last append, and a part of it
+                    // that is never the whole.
+                    let start = node.last_append.max(node.synced_len);
+                    (start - node.synced_len) + rng.below(node.data.len() - start)
+                }
+            }
+        });
+    }
+
+    /// The power cut itself: `dirs` picks the surviving entries, `keep`
+    /// how many unsynced bytes each surviving file keeps.
+    fn cut(&self, dirs: UnsyncedDirChanges, keep: &mut dyn FnMut(&Path, &Node) -> usize) {
         let mut st = self.state.lock();
         st.epoch += 1;
         self.epoch.store(st.epoch, AtomicOrdering::Release);
-        st.live = st.durable.clone();
-        for (path, node) in &st.live {
+        let image = crash::surviving_entries(&st.durable, &st.pending, dirs);
+        for (path, node) in &image {
             let mut n = node.lock();
             let unsynced = n.data.len() - n.synced_len;
-            let kept = keep(path, unsynced).min(unsynced);
-            let len = n.synced_len + kept;
+            let len = n.synced_len + keep(path, &n).min(unsynced);
             n.data.truncate(len);
+            for range in std::mem::take(&mut n.lost) {
+                let range = range.start.min(len)..range.end.min(len);
+                n.data[range].fill(0);
+            }
             n.synced_len = len;
+            n.last_append = len;
         }
+        st.durable = image.clone();
+        st.live = image;
+        st.pending.clear();
         st.locks.clear();
         st.rules.clear();
         st.crash_after = None;
@@ -283,6 +436,7 @@ impl FaultInjectionFs {
         let mut n = node.lock();
         n.data.truncate(len);
         n.synced_len = n.synced_len.min(len);
+        n.last_append = n.last_append.min(len);
         Ok(())
     }
 
@@ -349,6 +503,20 @@ struct FaultWritable {
     fs: FaultInjectionFs,
     path: PathBuf,
     node: NodeRef,
+    /// A sync of this handle failed: syncing it again is a bug in the
+    /// caller (see [`FaultInjectionFs::syncs_after_failure`]).
+    sync_failed: bool,
+}
+
+impl FaultWritable {
+    fn boxed(fs: &FaultInjectionFs, path: &Path, node: NodeRef) -> Box<dyn WritableFile> {
+        Box::new(FaultWritable {
+            fs: fs.clone(),
+            path: path.to_path_buf(),
+            node,
+            sync_failed: false,
+        })
+    }
 }
 
 impl WritableFile for FaultWritable {
@@ -358,30 +526,42 @@ impl WritableFile for FaultWritable {
             .state
             .lock()
             .check_kind(self.fs.epoch(), FsOp::Append, &self.path);
-        match checked {
-            Ok(()) => {
-                self.node.lock().data.extend_from_slice(data);
-                Ok(())
-            }
-            Err((e, Some(FaultKind::TornEnospc))) => {
-                self.node
-                    .lock()
-                    .data
-                    .extend_from_slice(&data[..data.len() / 2]);
-                Err(e)
-            }
-            Err((e, _)) => Err(e),
+        let (written, result) = match checked {
+            Ok(()) => (data, Ok(())),
+            Err((e, Some(FaultKind::TornEnospc))) => (&data[..data.len() / 2], Err(e)),
+            Err((e, _)) => (&data[..0], Err(e)),
+        };
+        if !written.is_empty() {
+            let mut n = self.node.lock();
+            n.last_append = n.data.len();
+            n.data.extend_from_slice(written);
         }
+        result
     }
 
     fn sync(&mut self) -> io::Result<()> {
-        self.fs
-            .state
-            .lock()
-            .check(self.fs.epoch(), FsOp::Sync, &self.path)?;
+        let checked = {
+            let mut st = self.fs.state.lock();
+            if self.sync_failed {
+                st.resynced.push(self.path.clone());
+            }
+            st.check_kind(self.fs.epoch(), FsOp::Sync, &self.path)
+        };
         let mut n = self.node.lock();
-        n.synced_len = n.data.len();
-        Ok(())
+        match checked {
+            Ok(()) => {
+                n.synced_len = n.data.len();
+                Ok(())
+            }
+            Err((e, kind)) => {
+                self.sync_failed = true;
+                if kind == Some(FaultKind::EioDropsUnsynced) && n.data.len() > n.synced_len {
+                    let lost = n.synced_len..n.data.len();
+                    n.lost.push(lost);
+                }
+                Err(e)
+            }
+        }
     }
 
     fn len(&self) -> u64 {
@@ -398,14 +578,32 @@ struct FaultReadable {
 
 impl RandomAccessFile for FaultReadable {
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
-        self.fs
-            .state
-            .lock()
-            .check(self.fs.epoch(), FsOp::Read, &self.path)?;
+        // As a real `pread`: interrupted by a signal now and then (EINTR),
+        // and sometimes returning fewer bytes than asked though more are
+        // there; callers must retry, not take it for the end of the file.
+        let (interrupted, short) = {
+            let mut st = self.fs.state.lock();
+            st.check(self.fs.epoch(), FsOp::Read, &self.path)?;
+            if st.read_faults {
+                let r = st.rng.next();
+                (
+                    r.is_multiple_of(16),
+                    (r >> 8).is_multiple_of(4).then_some(r >> 16),
+                )
+            } else {
+                (false, None)
+            }
+        };
+        if interrupted {
+            return Err(io::Error::from(io::ErrorKind::Interrupted));
+        }
         let n = self.node.lock();
         let end = (self.len as usize).min(n.data.len());
         let start = usize::try_from(offset).unwrap_or(usize::MAX).min(end);
-        let count = buf.len().min(end - start);
+        let mut count = buf.len().min(end - start);
+        if let Some(r) = short.filter(|_| count > 1) {
+            count = 1 + (r % (count as u64 - 1)) as usize;
+        }
         buf[..count].copy_from_slice(&n.data[start..start + count]);
         Ok(count)
     }
@@ -457,23 +655,19 @@ impl FileSystem for FaultInjectionFs {
             Self::require_parent(&st, path)?;
             let node = NodeRef::default();
             st.live.insert(path.to_path_buf(), node.clone());
+            st.pending.push(DirChange::Create {
+                path: path.to_path_buf(),
+                node: node.clone(),
+            });
             node
         };
-        Ok(Box::new(FaultWritable {
-            fs: self.clone(),
-            path: path.to_path_buf(),
-            node,
-        }))
+        Ok(FaultWritable::boxed(self, path, node))
     }
 
     fn open_append(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
         self.state.lock().check(self.epoch(), FsOp::Create, path)?;
         let node = self.node(path)?;
-        Ok(Box::new(FaultWritable {
-            fs: self.clone(),
-            path: path.to_path_buf(),
-            node,
-        }))
+        Ok(FaultWritable::boxed(self, path, node))
     }
 
     fn open(&self, path: &Path) -> io::Result<Arc<dyn RandomAccessFile>> {
@@ -500,6 +694,10 @@ impl FileSystem for FaultInjectionFs {
             .remove(from)
             .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, from.display().to_string()))?;
         st.live.insert(to.to_path_buf(), node);
+        st.pending.push(DirChange::Rename {
+            from: from.to_path_buf(),
+            to: to.to_path_buf(),
+        });
         Ok(())
     }
 
@@ -508,8 +706,11 @@ impl FileSystem for FaultInjectionFs {
         st.check(self.epoch(), FsOp::Remove, path)?;
         st.live
             .remove(path)
-            .map(|_| ())
-            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, path.display().to_string()))
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, path.display().to_string()))?;
+        st.pending.push(DirChange::Remove {
+            path: path.to_path_buf(),
+        });
+        Ok(())
     }
 
     fn remove_dir(&self, path: &Path) -> io::Result<()> {
@@ -546,8 +747,14 @@ impl FileSystem for FaultInjectionFs {
             st.live.get(from).cloned().ok_or_else(|| {
                 io::Error::new(io::ErrorKind::NotFound, from.display().to_string())
             })?;
-        // Both names share the node, as hard links share an inode.
-        st.live.insert(to.to_path_buf(), node);
+        // Both names share the node, as hard links share an inode. The new
+        // name is a directory change like a creation: lost by a power cut
+        // until the directory is synced (under the rules that lose those).
+        st.live.insert(to.to_path_buf(), node.clone());
+        st.pending.push(DirChange::Create {
+            path: to.to_path_buf(),
+            node,
+        });
         Ok(())
     }
 
@@ -590,6 +797,9 @@ impl FileSystem for FaultInjectionFs {
                 st.durable.insert(p.clone(), node.clone());
             }
         }
+        // (A rename between two directories is forgotten once either is
+        // synced: the engine renames only within its directory.)
+        st.pending.retain(|c| !c.touches_dir(dir));
         Ok(())
     }
 
@@ -604,170 +814,16 @@ impl FileSystem for FaultInjectionFs {
             ));
         }
         if !st.live.contains_key(path) {
-            st.live.insert(path.to_path_buf(), NodeRef::default());
+            let node = NodeRef::default();
+            st.live.insert(path.to_path_buf(), node.clone());
+            st.pending.push(DirChange::Create {
+                path: path.to_path_buf(),
+                node,
+            });
         }
         Ok(Box::new(FaultLock {
             fs: self.clone(),
             path: path.to_path_buf(),
         }))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn fs_with_dir() -> (FaultInjectionFs, PathBuf) {
-        let fs = FaultInjectionFs::new();
-        let dir = PathBuf::from("/db");
-        fs.create_dir_all(&dir).unwrap();
-        (fs, dir)
-    }
-
-    #[test]
-    fn injected_eio_reaches_caller() {
-        let (fs, dir) = fs_with_dir();
-        let mut f = fs.create(&dir.join("a")).unwrap();
-        fs.inject(FsOp::Sync, FaultKind::Eio, None, 0, Some(1));
-        f.append(b"x").unwrap();
-        let err = f.sync().unwrap_err();
-        assert_eq!(err.raw_os_error(), Some(5));
-        f.sync().unwrap(); // fault was for one call only
-    }
-
-    #[test]
-    fn injected_enospc_on_append_writes_nothing() {
-        let (fs, dir) = fs_with_dir();
-        let mut f = fs.create(&dir.join("a")).unwrap();
-        fs.inject(FsOp::Append, FaultKind::Enospc, Some("a"), 1, None);
-        f.append(b"ok").unwrap();
-        assert_eq!(f.append(b"no").unwrap_err().raw_os_error(), Some(28));
-        assert_eq!(fs.read_all(&dir.join("a")).unwrap(), b"ok");
-    }
-
-    #[test]
-    fn torn_enospc_writes_half_then_fails() {
-        let (fs, dir) = fs_with_dir();
-        let mut f = fs.create(&dir.join("a")).unwrap();
-        fs.inject(FsOp::Append, FaultKind::TornEnospc, None, 0, Some(1));
-        assert_eq!(f.append(b"abcdef").unwrap_err().raw_os_error(), Some(28));
-        assert_eq!(fs.read_all(&dir.join("a")).unwrap(), b"abc");
-    }
-
-    #[test]
-    fn power_cut_discards_only_unsynced_data() {
-        let (fs, dir) = fs_with_dir();
-        let path = dir.join("log");
-        let mut f = fs.create(&path).unwrap();
-        f.append(b"durable").unwrap();
-        f.sync().unwrap();
-        fs.sync_dir(&dir).unwrap();
-        f.append(b"-lost").unwrap();
-        assert_eq!(fs.read_all(&path).unwrap(), b"durable-lost");
-        fs.power_cut();
-        assert_eq!(fs.read_all(&path).unwrap(), b"durable");
-    }
-
-    #[test]
-    fn power_cut_discards_unsynced_directory_entries() {
-        let (fs, dir) = fs_with_dir();
-        let synced = dir.join("synced");
-        let unsynced = dir.join("unsynced");
-        let mut a = fs.create(&synced).unwrap();
-        a.append(b"a").unwrap();
-        a.sync().unwrap();
-        fs.sync_dir(&dir).unwrap();
-        // Synced data but no directory sync: the name itself is lost.
-        let mut b = fs.create(&unsynced).unwrap();
-        b.append(b"b").unwrap();
-        b.sync().unwrap();
-        // A rename without directory sync is undone.
-        fs.rename(&synced, &dir.join("renamed")).unwrap();
-        fs.power_cut();
-        let mut names = fs.list(&dir).unwrap();
-        names.sort();
-        assert_eq!(names, vec!["synced".to_string()]);
-        assert_eq!(fs.read_all(&synced).unwrap(), b"a");
-    }
-
-    #[test]
-    fn torn_power_cut_keeps_a_prefix() {
-        let (fs, dir) = fs_with_dir();
-        let path = dir.join("f");
-        let mut f = fs.create(&path).unwrap();
-        fs.sync_dir(&dir).unwrap();
-        f.append(b"0123456789").unwrap();
-        fs.power_cut_keeping(|_, _| 4);
-        assert_eq!(fs.read_all(&path).unwrap(), b"0123");
-    }
-
-    #[test]
-    fn crash_after_fails_later_calls() {
-        let (fs, dir) = fs_with_dir();
-        let mut f = fs.create(&dir.join("f")).unwrap();
-        fs.crash_after(1);
-        f.append(b"a").unwrap();
-        assert!(f.append(b"b").is_err());
-        assert!(f.sync().is_err());
-    }
-
-    #[test]
-    fn handles_from_before_a_power_cut_are_dead() {
-        let (fs, dir) = fs_with_dir();
-        let old = fs.clone();
-        let mut f = old.create(&dir.join("f")).unwrap();
-        fs.power_cut();
-        assert!(f.append(b"x").is_err());
-        assert!(old.create(&dir.join("g")).is_err());
-        assert!(old.list(&dir).is_err());
-        let new = fs.clone();
-        new.create(&dir.join("g")).unwrap();
-    }
-
-    #[test]
-    fn links_share_data_and_need_a_dir_sync() {
-        let (fs, dir) = fs_with_dir();
-        let a = dir.join("a");
-        let mut f = fs.create(&a).unwrap();
-        f.append(b"data").unwrap();
-        f.sync().unwrap();
-        fs.sync_dir(&dir).unwrap();
-        fs.link(&a, &dir.join("b")).unwrap();
-        assert!(fs.link(&a, &dir.join("b")).is_err(), "name taken");
-        fs.remove_file(&a).unwrap();
-        assert_eq!(fs.read_all(&dir.join("b")).unwrap(), b"data");
-        fs.power_cut();
-        // The removal and the link were never made durable.
-        assert!(fs.kind(&dir.join("a")).unwrap().is_some());
-        assert!(fs.kind(&dir.join("b")).unwrap().is_none());
-    }
-
-    #[test]
-    fn directories_rename_and_remove() {
-        let (fs, dir) = fs_with_dir();
-        let sub = dir.join("sub");
-        fs.create_dir_all(&sub.join("deep")).unwrap();
-        fs.create(&sub.join("deep").join("f")).unwrap();
-        fs.rename(&sub, &dir.join("moved")).unwrap();
-        assert!(fs.kind(&sub).unwrap().is_none());
-        let f = dir.join("moved").join("deep").join("f");
-        assert_eq!(fs.kind(&f).unwrap(), Some(EntryKind::File));
-        assert!(fs.remove_dir(&dir.join("moved").join("deep")).is_err());
-        fs.remove_file(&f).unwrap();
-        fs.remove_dir(&dir.join("moved").join("deep")).unwrap();
-        fs.remove_dir(&dir.join("moved")).unwrap();
-        assert!(fs.list(&dir).unwrap().is_empty());
-    }
-
-    #[test]
-    fn lock_is_exclusive_until_dropped() {
-        let (fs, dir) = fs_with_dir();
-        let l = fs.lock(&dir.join("LOCK")).unwrap();
-        assert_eq!(
-            fs.lock(&dir.join("LOCK")).err().unwrap().kind(),
-            io::ErrorKind::WouldBlock
-        );
-        drop(l);
-        fs.lock(&dir.join("LOCK")).unwrap();
     }
 }
