@@ -30,10 +30,17 @@ fn check_file_crc(inner: &DbInner, meta: &crate::version::FileMeta) -> Option<Er
     })
 }
 
+/// Reads the live files while the database keeps working: a MANIFEST
+/// replaced or a log made obsolete and deleted meanwhile is not damage.
 pub(crate) fn verify(inner: &DbInner) -> Vec<Error> {
     let mut errors = Vec::new();
-    if let Err(e) = read_current(&*inner.fs, &inner.dir) {
-        errors.push(e);
+    {
+        // Under the version lock no edit is half-appended and no new
+        // MANIFEST replaces the one `CURRENT` names while it is read.
+        let _versions = inner.versions.lock();
+        if let Err(e) = read_current(&*inner.fs, &inner.dir) {
+            errors.push(e);
+        }
     }
     for family in inner.family_list() {
         let version = family.view.read().version.clone();
@@ -63,6 +70,13 @@ pub(crate) fn verify(inner: &DbInner) -> Vec<Error> {
         let path = log_path(&inner.dir, n);
         let data = match inner.fs.read_all(&path) {
             Ok(d) => d,
+            // A flush made it obsolete and deleted it since the listing.
+            Err(e)
+                if e.kind() == std::io::ErrorKind::NotFound
+                    && n < inner.versions.lock().log_number =>
+            {
+                continue
+            }
             Err(e) => {
                 errors.push(Error::io(&path, e));
                 continue;
