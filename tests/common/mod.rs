@@ -2,6 +2,9 @@
 
 #![allow(dead_code)]
 
+pub mod families;
+pub mod workload;
+
 use aidb::fs::{EntryKind, FileLock, FileSystem, FsOp, RandomAccessFile, WritableFile};
 use std::io;
 use std::path::Path;
