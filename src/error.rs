@@ -84,7 +84,9 @@ pub enum Error {
     /// recovery at open can sort out (a failed fsync of the log, a failed
     /// MANIFEST write, a panic inside the engine): close the database, fix
     /// the cause and open it again. Returned by
-    /// [`DB::resume`](crate::DB::resume).
+    /// [`DB::resume`](crate::DB::resume), and by the write, `flush` or
+    /// `close` whose fsync of the log failed (that write is not
+    /// acknowledged: after recovery it may or may not be there).
     #[error("the database must be closed and reopened to recover from: {cause}")]
     ReopenRequired {
         /// The failure that stopped writes.

@@ -12,31 +12,8 @@ mod common;
 
 use aidb::fs::{CrashRule, FaultInjectionFs};
 use aidb::{Options, DB};
-use common::workload::{apply, contents, options, run, workload, Op, State};
+use common::workload::{check_prefix, options, run, workload, Op};
 use std::sync::Arc;
-
-/// Reopens a file system a power cut left and checks that the database
-/// equals the effect of `ops[..m]` for some `m` in `durable..=issued`.
-fn check_prefix(fs: &FaultInjectionFs, ops: &[Op], durable: usize, issued: usize, what: &str) {
-    let db = DB::open_with(options(fs)).unwrap_or_else(|e| panic!("{what}: reopen failed: {e}"));
-    let got = contents(&db).unwrap_or_else(|e| panic!("{what}: read failed: {e}"));
-    // The state after `ops[..m]`, for m = 0, 1, … up to `issued`.
-    let mut state = State::new();
-    let mut matched = durable == 0 && state == got;
-    for (i, op) in ops.iter().enumerate().take(issued) {
-        if matched {
-            break;
-        }
-        apply(&mut state, op);
-        matched = i + 1 >= durable && state == got;
-    }
-    assert!(
-        matched,
-        "{what}: recovered state is no prefix of the {issued} issued ops (at least {durable} durable)"
-    );
-    db.close()
-        .unwrap_or_else(|e| panic!("{what}: close failed: {e}"));
-}
 
 /// Runs the workload with the file system dying after `k` calls; then, on
 /// a copy of that state for each rule, cuts the power and checks the

@@ -413,7 +413,7 @@ fn fsync_error_is_never_retried_silently() {
     fs.inject(FsOp::Sync, FaultKind::Eio, None, 0, Some(1));
     assert!(matches!(
         db.write_opt(batch(1), &WriteOptions { sync: true }),
-        Err(Error::Io { .. })
+        Err(Error::ReopenRequired { .. })
     ));
     assert!(matches!(db.write(batch(2)), Err(Error::ReadOnly { .. })));
     assert!(matches!(db.flush(), Err(Error::ReadOnly { .. })));

@@ -60,6 +60,18 @@ impl DbInner {
         err
     }
 
+    /// Stops writes for good after a failed fsync of the log, and returns
+    /// the error for the caller: `ReopenRequired`, because after a failed
+    /// fsync the kernel may have dropped the data it could not write and
+    /// report the next fsync as a success, so no later sync of this log
+    /// (which AiDb never attempts) could prove anything; only recovery at
+    /// open, from what is really on disk, can.
+    pub(crate) fn log_sync_failed(&self, err: Error) -> Error {
+        Error::ReopenRequired {
+            cause: Arc::new(self.stop_writes(err, Failure::Fatal)),
+        }
+    }
+
     /// The failure class writes are stopped for, if they are.
     pub(crate) fn stopped_for(&self) -> Option<Failure> {
         self.stopped.lock().as_ref().map(|s| s.failure)

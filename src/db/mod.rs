@@ -312,7 +312,7 @@ impl DbInner {
             .lock()
             .mark_clean_close()
             .map_err(|e| self.stop_writes(e, health::Failure::Fatal))?;
-        instrument::sync_wal(self, wal).map_err(|e| self.stop_writes(e, health::Failure::Fatal))
+        instrument::sync_wal(self, wal).map_err(|e| self.log_sync_failed(e))
     }
 }
 

@@ -283,7 +283,7 @@ fn commit_group(
     }
     if sync {
         if let Err(e) = inner.stats.rec.time_wal_sync(|| wal.writer.sync()) {
-            return Err(inner.stop_writes(Error::io(&wal.path, e), Failure::Fatal));
+            return Err(inner.log_sync_failed(Error::io(&wal.path, e)));
         }
     }
     if count == 0 {
@@ -502,7 +502,7 @@ fn freeze(family: &Family, log_number: u64) {
 fn new_log(inner: &DbInner, wal: &mut WalState) -> Result<()> {
     // The old log must be durable before a newer one can hold data, or a
     // power cut could keep later writes while losing earlier ones.
-    super::instrument::sync_wal(inner, wal).map_err(|e| inner.stop_writes(e, Failure::Fatal))?;
+    super::instrument::sync_wal(inner, wal).map_err(|e| inner.log_sync_failed(e))?;
     let number = inner.new_file_number();
     let (path, writer) = create_log(&*inner.fs, &inner.dir, number).map_err(|e| {
         // Nothing was written to the new log; the old one is intact.
@@ -529,8 +529,7 @@ pub(crate) fn freeze_memtable(inner: &DbInner, family: &Family) -> Result<Option
         // Nothing of this family to freeze, but the promise holds for every
         // write made before the call: other families' writes are in the
         // shared log, which a rotation would have synced.
-        super::instrument::sync_wal(inner, &mut wal)
-            .map_err(|e| inner.stop_writes(e, Failure::Fatal))?;
+        super::instrument::sync_wal(inner, &mut wal).map_err(|e| inner.log_sync_failed(e))?;
     }
     rotate(inner, &mut wal, family)?;
     Ok(family.view.read().imms.first().map(|m| m.log_number()))

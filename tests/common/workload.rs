@@ -112,3 +112,26 @@ pub fn check_no_orphans(fs: &FaultInjectionFs, db: &DB, what: &str) {
         "{what}: {names:?}"
     );
 }
+
+/// Reopens a file system a power cut left and checks that the database
+/// equals the effect of `ops[..m]` for some `m` in `durable..=issued`.
+pub fn check_prefix(fs: &FaultInjectionFs, ops: &[Op], durable: usize, issued: usize, what: &str) {
+    let db = DB::open_with(options(fs)).unwrap_or_else(|e| panic!("{what}: reopen failed: {e}"));
+    let got = contents(&db).unwrap_or_else(|e| panic!("{what}: read failed: {e}"));
+    // The state after `ops[..m]`, for m = 0, 1, … up to `issued`.
+    let mut state = State::new();
+    let mut matched = durable == 0 && state == got;
+    for (i, op) in ops.iter().enumerate().take(issued) {
+        if matched {
+            break;
+        }
+        apply(&mut state, op);
+        matched = i + 1 >= durable && state == got;
+    }
+    assert!(
+        matched,
+        "{what}: recovered state is no prefix of the {issued} issued ops (at least {durable} durable)"
+    );
+    db.close()
+        .unwrap_or_else(|e| panic!("{what}: close failed: {e}"));
+}
