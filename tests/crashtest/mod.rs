@@ -276,6 +276,11 @@ fn draw_family(rng: &mut StdRng, num_levels: usize) -> ColumnFamilyOptions {
         max_bytes_for_level_base: pick(rng, &[4 << 10, 16 << 10, 64 << 10, 256 << 10, 1 << 20]),
         max_bytes_for_level_multiplier: pick(rng, &[2.0, 4.0, 10.0]),
         target_file_size: pick(rng, &[2 << 10, 8 << 10, 64 << 10, 256 << 10]),
+        // Merges, range deletes and TTL have their own crash suite
+        // (tests/crash_merge_range.rs); this model has puts and deletes.
+        merge_operator: None,
+        compaction_filter: None,
+        ttl: None,
     }
 }
 
