@@ -175,3 +175,27 @@ fn records_ending_near_a_block_boundary() {
         assert_eq!(records(&events), recs, "left {left}");
     }
 }
+
+/// After a failed fsync the kernel may have dropped the pages it could not
+/// write and report the next fsync as a success, so a log whose sync
+/// failed is never synced again: every later `sync` fails without
+/// reaching the file (the crash test once caught a second sync of a log
+/// after its first had failed, through another path than the commit).
+#[test]
+fn a_log_is_never_synced_again_after_a_failed_sync() {
+    use crate::fs::{FaultKind, FsOp};
+    let fs = FaultInjectionFs::new();
+    fs.create_dir_all(Path::new("/db")).unwrap();
+    let file = fs.create(Path::new("/db/000001.log")).unwrap();
+    let mut w = LogWriter::create(file, LogKind::Wal, 1).unwrap();
+    w.add_record(b"first").unwrap();
+    w.sync().unwrap();
+    w.add_record(b"second").unwrap();
+    fs.inject(FsOp::Sync, FaultKind::EioDropsUnsynced, None, 0, Some(1));
+    assert!(w.sync().is_err());
+    let syncs = fs.op_count(FsOp::Sync);
+    let again = w.sync().expect_err("a sync after a failed one must fail");
+    assert!(again.to_string().contains("reopen"), "{again}");
+    assert_eq!(fs.op_count(FsOp::Sync), syncs, "the file was synced again");
+    assert!(fs.syncs_after_failure().is_empty());
+}

@@ -15,6 +15,8 @@ pub(crate) struct LogWriter {
     file: Box<dyn WritableFile>,
     block_offset: usize,
     buf: Vec<u8>,
+    /// Set once a sync failed: the file is never synced again (see `sync`).
+    sync_failed: bool,
 }
 
 impl LogWriter {
@@ -38,6 +40,7 @@ impl LogWriter {
             file,
             block_offset: 0,
             buf: Vec::new(),
+            sync_failed: false,
         };
         w.add_record(&encode_file_header(kind, number))?;
         Ok(w)
@@ -87,8 +90,23 @@ impl LogWriter {
     }
 
     /// Makes every appended record durable.
+    ///
+    /// After a failed fsync the kernel may have dropped the pages it could
+    /// not write and marked them clean, so the next fsync would report
+    /// success without them ("fsyncgate"). Once a sync failed, every later
+    /// one fails here, without reaching the file: whatever path asks (a
+    /// commit, a rotation, a flush, close), nothing can take the log for
+    /// durable; only a reopen, which reads what is really on disk, can.
     pub(crate) fn sync(&mut self) -> io::Result<()> {
-        self.file.sync()
+        if self.sync_failed {
+            return Err(io::Error::other(
+                "an earlier fsync of this file failed, so its data may be lost: \
+                 close and reopen the database",
+            ));
+        }
+        let result = self.file.sync();
+        self.sync_failed = result.is_err();
+        result
     }
 
     /// Bytes written so far.
