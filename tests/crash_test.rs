@@ -21,7 +21,11 @@
 //!   moment (every acknowledged write must survive).
 //!
 //! `AIDB_CRASHTEST_SECS` sets how long it runs (default 120);
-//! `AIDB_CRASHTEST_SEED` replays a run's choices (thread timing differs).
+//! `AIDB_CRASHTEST_SEED` replays a run's choices (thread timing differs);
+//! with it, `AIDB_CRASHTEST_DB=n` runs only database `n` of that run (the
+//! failure message names it). `AIDB_CRASHTEST_KEEP_GOING=1` goes on to the
+//! next database after a failure and fails at the end with all of them
+//! (for long runs).
 
 mod crashtest;
 
@@ -87,8 +91,11 @@ fn randomized_crash_test() {
     let started = Instant::now();
     let deadline = started + Duration::from_secs(secs);
     let mut stats = Stats::default();
-    let mut n = 0u64;
-    while Instant::now() < deadline {
+    let only = env_u64("AIDB_CRASHTEST_DB");
+    let keep_going = std::env::var("AIDB_CRASHTEST_KEEP_GOING").is_ok_and(|v| v == "1");
+    let mut failures = Vec::new();
+    let mut n = only.unwrap_or(0);
+    while Instant::now() < deadline && only.is_none_or(|o| n == o) {
         let db_seed: u64 = rng_for(&[seed, n]).gen();
         // No database lives longer than a fraction of the run, so that a
         // short run still sees several shapes.
@@ -100,11 +107,14 @@ fn randomized_crash_test() {
             in_process_cycles(db_seed, until, &mut stats)
         };
         if let Err(e) = result {
-            panic!(
-                "AIDB_CRASHTEST_SEED={seed}: database {n} ({}, seed {db_seed}, shape {:?}): {e}",
+            let msg = format!(
+                "AIDB_CRASHTEST_SEED={seed} AIDB_CRASHTEST_DB={n} ({}, seed {db_seed}, shape {:?}): {e}",
                 if kill { "SIGKILL" } else { "in process" },
                 Shape::draw(db_seed)
             );
+            assert!(keep_going, "{msg}");
+            println!("FAILURE {}: {msg}", failures.len() + 1);
+            failures.push(msg);
         }
         stats.databases += 1;
         n += 1;
@@ -113,7 +123,7 @@ fn randomized_crash_test() {
     println!(
         "crash test: {:.0?}, {} databases, {} cycles, {crashes} crashes {:?}, \
          {} crashes during recovery; {} batches acknowledged ({} synced), {} flushes, \
-         {} compactions, {} reader checks; 0 failures",
+         {} compactions, {} reader checks; {} failures",
         started.elapsed(),
         stats.databases,
         stats.cycles,
@@ -123,8 +133,10 @@ fn randomized_crash_test() {
         stats.synced,
         stats.flushes,
         stats.compactions,
-        stats.checks
+        stats.checks,
+        failures.len()
     );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
     assert!(crashes > 0, "no crash happened");
 }
 
