@@ -73,7 +73,13 @@ impl Progress {
 
     /// Records a failure and ends the cycle.
     pub fn fail(&self, what: String) {
-        self.errors.lock().push(what);
+        // Whether the crash or fault had begun tells where to look.
+        let when = if self.faults_armed.load(Ordering::SeqCst) {
+            " (after the crash or fault was armed)"
+        } else {
+            " (before any crash or fault)"
+        };
+        self.errors.lock().push(what + when);
         self.stop.store(true, Ordering::SeqCst);
     }
 
