@@ -27,6 +27,7 @@ impl LogWriter {
             file,
             block_offset: 0,
             buf: Vec::new(),
+            sync_failed: false,
         }
     }
 
