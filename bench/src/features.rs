@@ -1,6 +1,6 @@
-//! Workloads of features not every engine has: merge operators and range
-//! deletions. An engine without the feature skips them (fjall 3 has
-//! neither a merge operator nor a range delete).
+//! Workloads of features not every engine has: merge operators, range
+//! deletions and SST ingestion. An engine without the feature skips them
+//! (fjall 3 has none of them).
 //!
 //! - `mergerandom`: `num` merges of a little-endian `u64` 1 onto random keys
 //!   (an adding operator on both sides, as RocksDB's db_bench `uint64add`),
@@ -11,6 +11,11 @@
 //! - `deleterange`: fills `num` keys in order, compacts, deletes the first
 //!   90% with one range deletion (the call is what is timed), compacts
 //!   again, and prints the disk use against the remaining 10%.
+//! - `fillingest`: the keys and values of `fillseq` (same order, same
+//!   seed) written with the engine's SST writer into files of at most
+//!   `INGEST_FILE_KEYS` keys, then ingested in one call, moving the files
+//!   in; all of it is timed, on a fresh database. Compare with the
+//!   `fillseq` row (a put loop, which leaves its last memtable unflushed).
 
 use crate::engines::Engine;
 use crate::workloads::{dir_size, key, measure, timed, value, Measured};
@@ -23,9 +28,13 @@ pub fn needs(w: &str) -> Option<&'static str> {
     match w {
         "mergerandom" => Some("merge"),
         "readrandom-rangedel" | "deleterange" => Some("delete_range"),
+        "fillingest" => Some("ingest"),
         _ => None,
     }
 }
+
+/// Keys per table file written by `fillingest`.
+pub const INGEST_FILE_KEYS: u64 = 250_000;
 
 /// The adding operator's operand.
 pub const ONE: [u8; 8] = 1u64.to_le_bytes();
@@ -102,6 +111,29 @@ pub fn run(engine: &str, db: &dyn Engine, dir: &Path, w: &str, s: &Settings) -> 
                 after as f64 / live.max(1.0),
                 live / (1 << 20) as f64
             );
+            m
+        }
+        "fillingest" => {
+            let files = dir.with_extension("ingest");
+            std::fs::create_dir_all(&files).expect("create the SST directory");
+            let m = measure(1, |_, h| {
+                // The values of `fillseq`: the same generator and seed.
+                let mut rng = rand::rngs::StdRng::seed_from_u64(2);
+                let mut paths = Vec::new();
+                let mut next = 0;
+                while next < n {
+                    let end = (next + INGEST_FILE_KEYS).min(n);
+                    let path = files.join(format!("{:06}.sst", paths.len()));
+                    let mut items =
+                        (next..end).map(|i| (key(i, s.key_size), value(&mut rng, s.value_size)));
+                    timed(h, || db.write_sst(&path, &mut items));
+                    paths.push(path);
+                    next = end;
+                }
+                timed(h, || db.ingest(&paths));
+                n
+            });
+            let _ = std::fs::remove_dir_all(&files);
             m
         }
         other => crate::die(&format!("unknown feature workload {other}")),

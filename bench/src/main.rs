@@ -149,8 +149,9 @@ db_bench: AiDb, RocksDB and fjall on the same workloads with the same settings.
                          readmissing,readseq,readreverse,seekrandom,readseq-raw,
                          readreverse-raw,seekrandom-raw,readwhilewriting,
                          readrandom-rangedel,fillsync,fillbatch,txn_put,
-                         txn_transfer,mergerandom,deleterange (all; engines
-                         without merge or range delete skip those three)
+                         txn_transfer,mergerandom,deleterange,fillingest
+                         (all; engines without merge, range delete or SST
+                         ingestion skip those workloads)
   --txn MODE             optimistic | pessimistic: the transactions of
                          txn_put and txn_transfer (RocksDB's
                          OptimisticTransactionDB or TransactionDB) (optimistic)

@@ -34,12 +34,19 @@ pub const ALL: &[&str] = &[
     "txn_transfer",
     "mergerandom",
     "deleterange",
+    "fillingest",
 ];
 
 fn is_fresh(w: &str) -> bool {
     matches!(
         w,
-        "fillseq" | "fillrandom" | "fillsync" | "fillbatch" | "mergerandom" | "deleterange"
+        "fillseq"
+            | "fillrandom"
+            | "fillsync"
+            | "fillbatch"
+            | "mergerandom"
+            | "deleterange"
+            | "fillingest"
     )
 }
 

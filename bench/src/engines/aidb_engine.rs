@@ -9,7 +9,8 @@ use aidb::{RawIterator, StorageBackend};
 use std::hint::black_box;
 use std::path::Path;
 
-struct AiDb(aidb::DB);
+/// The database, and the options its SST writer uses.
+struct AiDb(aidb::DB, aidb::Options);
 
 /// `u64` addition, for `mergerandom`.
 struct AddU64;
@@ -58,9 +59,9 @@ pub fn open(dir: &Path, s: &Settings) -> Opened {
         opts.level0_slowdown_writes_trigger,
         opts.level0_stop_writes_trigger,
     );
-    let db = aidb::DB::open_with(opts).expect("open aidb");
+    let db = aidb::DB::open_with(opts.clone()).expect("open aidb");
     Opened {
-        engine: Box::new(AiDb(db)),
+        engine: Box::new(AiDb(db, opts)),
         settings,
     }
 }
@@ -148,7 +149,21 @@ impl Engine for AiDb {
         read
     }
     fn supports(&self, feature: &str) -> bool {
-        matches!(feature, "merge" | "delete_range")
+        matches!(feature, "merge" | "delete_range" | "ingest")
+    }
+    fn write_sst(&self, path: &Path, items: &mut dyn Iterator<Item = (Vec<u8>, Vec<u8>)>) {
+        let mut w = aidb::SstWriter::create(path, &self.1).expect("aidb SstWriter");
+        for (k, v) in items {
+            w.put(k, v).expect("aidb SstWriter::put");
+        }
+        w.finish().expect("aidb SstWriter::finish");
+    }
+    fn ingest(&self, paths: &[std::path::PathBuf]) {
+        let opts = aidb::IngestOptions {
+            move_files: true,
+            ..Default::default()
+        };
+        self.0.ingest(paths, opts).expect("aidb ingest");
     }
     fn merge(&self, key: &[u8], operand: &[u8]) {
         self.0.merge(key, operand).expect("aidb merge");
@@ -185,6 +200,7 @@ impl Engine for AiDb {
             "readwhilewriting" => "db.get (writer: db.put)",
             "mergerandom" => "db.merge",
             "deleterange" => "db.delete_range(a..b)",
+            "fillingest" => "SstWriter::put, DB::ingest(move_files)",
             _ => "db.get",
         }
     }

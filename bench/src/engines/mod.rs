@@ -56,6 +56,15 @@ pub trait Engine: Send + Sync {
     fn delete_range(&self, _start: &[u8], _end: &[u8]) {
         unreachable!("no range delete")
     }
+    /// Writes `items` (ascending keys) to a new table file at `path` with
+    /// the engine's SST writer ("ingest").
+    fn write_sst(&self, _path: &Path, _items: &mut dyn Iterator<Item = (Vec<u8>, Vec<u8>)>) {
+        unreachable!("no SST writer")
+    }
+    /// Ingests the table files at `paths`, moving them in ("ingest").
+    fn ingest(&self, _paths: &[std::path::PathBuf]) {
+        unreachable!("no ingest")
+    }
     /// Compacts the whole key space and waits for it.
     fn compact_all(&self) {
         unreachable!("no manual compaction")

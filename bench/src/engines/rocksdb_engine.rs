@@ -186,7 +186,22 @@ impl Engine for Rocks {
         read
     }
     fn supports(&self, feature: &str) -> bool {
-        matches!(feature, "merge" | "delete_range")
+        matches!(feature, "merge" | "delete_range" | "ingest")
+    }
+    fn write_sst(&self, path: &Path, items: &mut dyn Iterator<Item = (Vec<u8>, Vec<u8>)>) {
+        let mut w = rocksdb::SstFileWriter::create(&self.opts);
+        w.open(path).expect("rocksdb SstFileWriter::open");
+        for (k, v) in items {
+            w.put(k, v).expect("rocksdb SstFileWriter::put");
+        }
+        w.finish().expect("rocksdb SstFileWriter::finish");
+    }
+    fn ingest(&self, paths: &[std::path::PathBuf]) {
+        let mut o = rocksdb::IngestExternalFileOptions::default();
+        o.set_move_files(true);
+        self.db
+            .ingest_external_file_opts(&o, paths.to_vec())
+            .expect("rocksdb ingest_external_file");
     }
     fn merge(&self, key: &[u8], operand: &[u8]) {
         self.db.merge(key, operand).expect("rocksdb merge");
@@ -226,6 +241,7 @@ impl Engine for Rocks {
             "readwhilewriting" => "db.get (writer: db.put)",
             "mergerandom" => "db.merge (associative uint64add)",
             "deleterange" => "db.write(WriteBatch::delete_range(a, b))",
+            "fillingest" => "SstFileWriter::put, ingest_external_file(move_files)",
             _ => "db.get",
         }
     }
