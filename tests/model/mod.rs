@@ -19,6 +19,7 @@ use std::ops::Bound;
 use std::sync::Arc;
 
 mod cf;
+mod cf_stores;
 mod txn;
 pub use cf::*;
 // Used by model_db.rs only; the other users of this module need not.
