@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod families;
+pub mod kill;
 pub mod workload;
 
 use aidb::fs::{EntryKind, FileLock, FileSystem, FsOp, RandomAccessFile, WritableFile};
