@@ -431,6 +431,54 @@ fn pessimistic_get_for_update_reads_the_newest_value_and_plain_writes_still_conf
     assert_eq!(db.get("k").unwrap(), v("plain"));
 }
 
+/// A pessimistic commit skips looking up the keys it locked when only
+/// lock holders wrote since it locked them. Every writer that takes no
+/// lock must still make it look: an optimistic commit, an ingest, a plain
+/// write after other pessimistic commits.
+#[test]
+fn writers_without_locks_still_conflict_with_a_pessimistic_commit() {
+    let (dir, db) = open();
+    db.put("k", "0").unwrap();
+    // An optimistic transaction takes no lock: it commits over the locked
+    // key, and the locking transaction must then fail.
+    let mut locking = db.transaction_with(pessimistic(0));
+    assert_eq!(locking.get_for_update("k").unwrap(), v("0"));
+    let mut optimistic = db.transaction();
+    optimistic.put("k", "optimistic").unwrap();
+    optimistic.commit().unwrap();
+    locking.put("k", "locking").unwrap();
+    assert!(matches!(locking.commit(), Err(Error::Conflict)));
+    assert_eq!(db.get("k").unwrap(), v("optimistic"));
+
+    // Pessimistic commits alone: no conflict, and the lookups can go.
+    for i in 0..3 {
+        let mut t = db.transaction_with(pessimistic(0));
+        t.get_for_update("k").unwrap();
+        t.put("k", format!("p{i}")).unwrap();
+        t.commit().unwrap();
+    }
+    // A plain write after them, over a key locked before it.
+    let mut locking = db.transaction_with(pessimistic(0));
+    locking.put("k", "locking").unwrap();
+    let mut other = db.transaction_with(pessimistic(0));
+    other.put("x", "1").unwrap();
+    other.commit().unwrap();
+    db.put("k", "plain").unwrap();
+    assert!(matches!(locking.commit(), Err(Error::Conflict)));
+
+    // An ingest over a locked key.
+    let mut locking = db.transaction_with(pessimistic(0));
+    assert_eq!(locking.get_for_update("k").unwrap(), v("plain"));
+    let path = dir.path().join("load.sst");
+    let mut w = aidb::SstWriter::create(&path, &Options::new(dir.path())).unwrap();
+    w.put("k", "ingested").unwrap();
+    w.finish().unwrap();
+    db.ingest(&[&path], aidb::IngestOptions::default()).unwrap();
+    locking.put("k", "locking").unwrap();
+    assert!(matches!(locking.commit(), Err(Error::Conflict)));
+    assert_eq!(db.get("k").unwrap(), v("ingested"));
+}
+
 #[test]
 fn iterators_merge_writes_with_the_snapshot_in_both_directions() {
     let (_d, db) = open();

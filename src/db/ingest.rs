@@ -171,6 +171,7 @@ pub(crate) fn ingest(
     // Published only now: readers that took an older number before the
     // edit do not see the files, and every later one does.
     wal.last_seq = seq;
+    wal.unlocked_seq = seq;
     inner.visible_seq.store(seq, Ordering::Release);
     drop(_compacting);
     drop(wal);

@@ -295,6 +295,7 @@ pub(crate) fn open(opts: Options) -> Result<Arc<DbInner>> {
             path: log_file_path,
             number: log_number,
             last_seq,
+            unlocked_seq: last_seq,
             closed_logs: BTreeMap::new(),
         }),
         current_log: AtomicU64::new(log_number),

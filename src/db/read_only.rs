@@ -265,6 +265,7 @@ fn open_follower(opts: Options, secondary: bool) -> Result<Arc<DbInner>> {
             path: dir.clone(),
             number: 0,
             last_seq: state.last_seq,
+            unlocked_seq: state.last_seq,
             closed_logs: BTreeMap::new(),
         }),
         current_log: AtomicU64::new(0),

@@ -52,6 +52,13 @@ pub(crate) struct WalState {
     pub(crate) path: PathBuf,
     pub(crate) number: u64,
     pub(crate) last_seq: SeqNo,
+    /// The last sequence number written by something that takes no key
+    /// locks: a plain write, an optimistic commit, an ingest (conservative:
+    /// a whole group counts once one member is such). A pessimistic
+    /// commit need not look up a key it locked at `since` when this is
+    /// not above `since`: only lock holders wrote since then, and none
+    /// but itself can hold that key's lock (see `conflict::verify`).
+    pub(crate) unlocked_seq: SeqNo,
     /// Sizes of the earlier logs of this session, by number, for
     /// `max_total_wal_size` (pruned as they become obsolete).
     pub(crate) closed_logs: BTreeMap<u64, u64>,
@@ -214,11 +221,16 @@ pub(crate) fn write_checked(
 /// a member that fails is left out and will be answered with its error.
 /// The caller holds the log lock, so no write lands between a check and
 /// the group's append.
-fn screen(inner: &DbInner, batch: &mut WriteBatch, apart: Vec<(Arc<Writer>, WriteBatch)>) {
+fn screen(
+    inner: &DbInner,
+    batch: &mut WriteBatch,
+    apart: Vec<(Arc<Writer>, WriteBatch)>,
+    unlocked_seq: SeqNo,
+) {
     let mut earlier = EarlierWrites::default();
     for (w, b) in apart {
         if let Some(check) = &w.check {
-            if let Err(e) = conflict::verify(inner, check, earlier.built(batch)) {
+            if let Err(e) = conflict::verify(inner, check, earlier.built(batch), unlocked_seq) {
                 *w.rejected.lock() = Some(e);
                 continue;
             }
@@ -256,8 +268,12 @@ fn commit_group(
     sync: bool,
 ) -> Result<()> {
     let mut wal = inner.wal.lock();
+    let unlocked = !batch.is_empty()
+        || apart
+            .iter()
+            .any(|(w, _)| !w.check.as_ref().is_some_and(|c| c.locked));
     if !apart.is_empty() {
-        screen(inner, &mut batch, apart);
+        screen(inner, &mut batch, apart, wal.unlocked_seq);
     }
     // Most groups write only to the default family: no lists to build.
     let only_default = batch.families().is_empty();
@@ -320,6 +336,9 @@ fn commit_group(
         }
     }
     wal.last_seq = first + count - 1;
+    if unlocked {
+        wal.unlocked_seq = wal.last_seq;
+    }
     inner.visible_seq.store(wal.last_seq, Ordering::Release);
     Ok(())
 }

@@ -355,7 +355,10 @@ impl Transaction {
         let writes = std::mem::take(&mut self.writes);
         let handles = std::mem::take(&mut self.handles);
         let result = writes
-            .into_commit(|id| handles.iter().find(|h| h.id() == id).cloned())
+            .into_commit(
+                |id| handles.iter().find(|h| h.id() == id).cloned(),
+                self.options.pessimistic,
+            )
             .and_then(|(batch, check)| {
                 if batch.is_empty() && check.keys.is_empty() && !options.sync {
                     return Ok(());

@@ -147,13 +147,18 @@ impl WriteSet {
 
     /// The batch of every pending write, and the check of every tracked
     /// key, for the commit. `handle(id)` gives the handle of a family
-    /// other than the default one.
+    /// other than the default one; `locked`: every tracked key is locked
+    /// (a pessimistic transaction).
     pub(crate) fn into_commit(
         self,
         handle: impl Fn(u32) -> Option<ColumnFamily>,
+        locked: bool,
     ) -> crate::Result<(WriteBatch, ConflictCheck)> {
         let mut batch = WriteBatch::new();
-        let mut check = ConflictCheck { keys: Vec::new() };
+        let mut check = ConflictCheck {
+            keys: Vec::new(),
+            locked,
+        };
         for (id, map) in self.families {
             let cf = match id {
                 0 => None,
