@@ -364,3 +364,52 @@ fn log_replay_after_an_ingest_accepts_the_sequence_number_it_used() {
     assert_eq!(db.get("m").unwrap(), Some(b"2".to_vec()));
     assert_eq!(db.get("b").unwrap(), Some(b"3".to_vec()));
 }
+
+/// By default (as RocksDB's `verify_checksums_before_ingest = false`)
+/// ingest checks a file's properties and first and last entries, not every
+/// block: damage in between is found when it is read, as corruption naming
+/// the file, never served. With `verify_checksums` the ingest reads every
+/// entry first and refuses the file, changing nothing.
+#[test]
+fn a_damaged_middle_block_is_refused_when_verifying_and_never_served_otherwise() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = Options::new(dir.path().join("db"));
+    let db = DB::open_with(opts.clone()).unwrap();
+    let keys: Vec<String> = (0..2000).map(|i| format!("k{i:05}")).collect();
+    let path = write_sst(
+        &dir.path().join("load.sst"),
+        &opts,
+        keys.iter()
+            .map(|k| (k.clone(), Some(format!("{k}-{}", "v".repeat(60))))),
+    );
+    let mut bytes = std::fs::read(&path).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x40;
+    std::fs::write(&path, &bytes).unwrap();
+
+    let verifying = IngestOptions {
+        verify_checksums: true,
+        ..Default::default()
+    };
+    let err = db.ingest(&[&path], verifying).unwrap_err();
+    assert!(err.is_corruption(), "{err}");
+    assert!(all(&db).is_empty(), "a refused ingest changes nothing");
+
+    db.ingest(&[&path], IngestOptions::default()).unwrap();
+    // Every key reads as its value or as corruption; none is missing or
+    // wrong without an error, and some do fail.
+    let mut failed = 0;
+    for k in &keys {
+        match db.get(k) {
+            Ok(v) => assert_eq!(v, Some(format!("{k}-{}", "v".repeat(60)).into_bytes())),
+            Err(e) => {
+                assert!(e.is_corruption(), "{e}");
+                assert!(e.to_string().contains(".sst"), "names the file: {e}");
+                failed += 1;
+            }
+        }
+    }
+    assert!(failed > 0, "the damaged block was never read");
+    let scan: aidb::Result<Vec<_>> = db.iter().collect();
+    assert!(scan.unwrap_err().is_corruption());
+}
