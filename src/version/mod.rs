@@ -216,20 +216,24 @@ where
     Ok(())
 }
 
+/// A table's record spanning user keys `lo..=hi` (sequence number 5),
+/// for tests.
+#[cfg(test)]
+pub(crate) fn test_meta(number: u64, lo: &str, hi: &str) -> FileMeta {
+    let mut m = FileMeta::new(number);
+    for k in [lo, hi] {
+        let mut ik = Vec::new();
+        crate::types::encode_internal_key(&mut ik, k.as_bytes(), 5, crate::types::ValueKind::Put);
+        m.extend(&ik);
+    }
+    m
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::types::{encode_internal_key, ValueKind, MAX_SEQNO};
-
-    fn meta(number: u64, lo: &str, hi: &str) -> FileMeta {
-        let mut m = FileMeta::new(number);
-        for k in [lo, hi] {
-            let mut ik = Vec::new();
-            encode_internal_key(&mut ik, k.as_bytes(), 5, ValueKind::Put);
-            m.extend(&ik);
-        }
-        m
-    }
+    use test_meta as meta;
 
     fn version(levels: Vec<Vec<FileMeta>>) -> (Version, Deleter) {
         let deleter: Deleter = Arc::new(|_| {});

@@ -506,17 +506,7 @@ fn set_current(fs: &dyn FileSystem, dir: &Path, number: u64) -> Result<()> {
 mod tests {
     use super::*;
     use crate::fs::FaultInjectionFs;
-    use crate::types::{encode_internal_key, ValueKind};
-
-    fn meta(number: u64, lo: &str, hi: &str) -> FileMeta {
-        let mut m = FileMeta::new(number);
-        for k in [lo, hi] {
-            let mut ik = Vec::new();
-            encode_internal_key(&mut ik, k.as_bytes(), 5, ValueKind::Put);
-            m.extend(&ik);
-        }
-        m
-    }
+    use crate::version::test_meta as meta;
 
     /// A MANIFEST whose deeper level lists overlapping files describes a
     /// database whose reads would miss keys: opening it is corruption.
