@@ -329,6 +329,30 @@ fn overlaps_range(f: &LiveFile, range: &KeyRange) -> bool {
     after_start && before_end
 }
 
+/// Installs a compaction whose filter removed or changed entries from
+/// sequence number `filtered` on. The filter only touched entries newer
+/// than every snapshot when the compaction started, but a snapshot taken
+/// since then can see them, and must not see them change: then the
+/// outputs are dropped (false, as for a dropped family) and the next
+/// compaction, which knows the snapshot, leaves those entries alone. The
+/// check and the install happen under the snapshot list's lock, so no
+/// snapshot can appear between them.
+fn install_filtered(
+    inner: &DbInner,
+    family: &Family,
+    edit: FamilyEdit,
+    filtered: SeqNo,
+) -> Result<bool> {
+    let snapshots = inner.snapshots.lock();
+    if snapshots.keys().next_back().is_some_and(|&s| s >= filtered) {
+        return Ok(false);
+    }
+    let installed = inner.install_at(family, edit, None, None);
+    drop(snapshots);
+    // Stopping writes takes locks that must not wait under the list's.
+    installed.map_err(|e| inner.stop_writes(e, super::health::Failure::Fatal))
+}
+
 /// The oldest sequence number any reader may still ask for.
 pub(crate) fn oldest_visible(inner: &DbInner) -> SeqNo {
     let snaps = inner.snapshots.lock();
@@ -343,6 +367,7 @@ fn rules_now(inner: &DbInner, family: &Family) -> Rules {
         oldest: oldest_visible(inner),
         newest_snapshot,
         ttl: family.opts.ttl.map(|t| (t.as_secs(), ttl::now())),
+        filtered: std::cell::Cell::new(None),
     }
 }
 
@@ -419,7 +444,11 @@ fn execute(
         }
         edit.new_files
             .extend(outputs.into_iter().map(|m| (out_level as u32, m)));
-        if !inner.install(family, edit, None)? {
+        let installed = match rules.filtered.get() {
+            None => inner.install(family, edit, None)?,
+            Some(seq) => install_filtered(inner, family, edit, seq)?,
+        };
+        if !installed {
             // The family was dropped meanwhile: nothing refers to these.
             for &number in &created {
                 let _ = inner.fs.remove_file(&table_path(&inner.dir, number));

@@ -50,6 +50,10 @@ pub(crate) struct Rules {
     pub(crate) newest_snapshot: Option<SeqNo>,
     /// TTL in seconds and the time it is measured at.
     pub(crate) ttl: Option<(u64, u64)>,
+    /// The smallest sequence number of an entry the compaction filter
+    /// removed or changed, if any: a snapshot taken after the rules were
+    /// fixed can see it (see `compaction::install_filtered`).
+    pub(crate) filtered: std::cell::Cell<Option<SeqNo>>,
 }
 
 /// Merges the inputs of `c` into new files for its output level. The number
@@ -236,6 +240,10 @@ impl KeyState {
                     FilterDecision::Keep => {}
                     FilterDecision::Remove => kind = ValueKind::Delete,
                     FilterDecision::ChangeValue(v) => changed = Some(restamp(rules, value, v)),
+                }
+                if kind == ValueKind::Delete || changed.is_some() {
+                    let f = rules.filtered.get().map_or(seq, |f| f.min(seq));
+                    rules.filtered.set(Some(f));
                 }
             }
         }
