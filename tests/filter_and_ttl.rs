@@ -271,20 +271,8 @@ fn a_ttl_is_fixed_when_the_family_is_created() {
 /// (found by `model_filter` under load).
 #[test]
 fn a_snapshot_taken_during_a_filtering_compaction_keeps_what_it_saw() {
-    use aidb::fs::{FsOp, OsFileSystem};
-    use common::{Gate, HookFs};
-    use std::sync::atomic::AtomicBool;
     let dir = tempfile::tempdir().unwrap();
-    let gate = Arc::new(Gate::default());
-    let armed = Arc::new(AtomicBool::new(false));
-    let (g, a) = (gate.clone(), armed.clone());
-    let fs = HookFs::wrap(Arc::new(OsFileSystem), move |op, path| {
-        let table = path.extension().is_some_and(|e| e == "sst");
-        if op == FsOp::Append && table && a.swap(false, Ordering::AcqRel) {
-            g.pass();
-        }
-        Ok(())
-    });
+    let (fs, gate, armed) = common::hold_first_append("sst");
     let filter = Arc::new(Filter {
         calls: AtomicUsize::new(0),
     });

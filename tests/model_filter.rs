@@ -15,31 +15,14 @@
 //!
 //! `AIDB_MODEL_CASES` sets the number of cases (default 64).
 
-use aidb::{CompactionFilter, DbSnapshot, FilterDecision, MergeOperator, Options, DB};
+mod common;
+
+use aidb::{CompactionFilter, DbSnapshot, FilterDecision, Options, DB};
+use common::{join, Join};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
-
-/// Joins operands with `,` (order-sensitive).
-struct Join;
-
-impl MergeOperator for Join {
-    fn name(&self) -> &str {
-        "join"
-    }
-    fn full_merge(&self, _key: &[u8], base: Option<&[u8]>, ops: &[&[u8]]) -> Option<Vec<u8>> {
-        Some(join(base, ops.iter().copied()))
-    }
-    fn partial_merge(&self, _key: &[u8], ops: &[&[u8]]) -> Option<Vec<u8>> {
-        Some(join(None, ops.iter().copied()))
-    }
-}
-
-fn join<'a>(base: Option<&'a [u8]>, ops: impl Iterator<Item = &'a [u8]>) -> Vec<u8> {
-    let parts: Vec<&[u8]> = base.into_iter().chain(ops).collect();
-    parts.join(&b","[..])
-}
 
 /// Removes every value whose last byte is 0.
 struct DropZero;

@@ -9,7 +9,10 @@
 //! The clock is process-wide, so this binary holds this one test.
 //! `AIDB_MODEL_CASES` sets the number of cases (default 64).
 
-use aidb::{DbSnapshot, MergeOperator, Options, DB};
+mod common;
+
+use aidb::{DbSnapshot, Options, DB};
+use common::{join, Join};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -18,27 +21,6 @@ use std::time::Duration;
 
 const TTL: u64 = 5;
 const START: u64 = 1_000_000_000;
-
-/// Joins operands with `,`: order-sensitive, so a misordered or repeated
-/// fold shows.
-struct Join;
-
-impl MergeOperator for Join {
-    fn name(&self) -> &str {
-        "join"
-    }
-    fn full_merge(&self, _key: &[u8], base: Option<&[u8]>, ops: &[&[u8]]) -> Option<Vec<u8>> {
-        Some(join(base, ops.iter().copied()))
-    }
-    fn partial_merge(&self, _key: &[u8], ops: &[&[u8]]) -> Option<Vec<u8>> {
-        Some(join(None, ops.iter().copied()))
-    }
-}
-
-fn join<'a>(base: Option<&'a [u8]>, ops: impl Iterator<Item = &'a [u8]>) -> Vec<u8> {
-    let parts: Vec<&[u8]> = base.into_iter().chain(ops).collect();
-    parts.join(&b","[..])
-}
 
 #[derive(Debug, Clone)]
 enum Op {

@@ -7,10 +7,8 @@
 
 mod common;
 
-use aidb::fs::{FsOp, OsFileSystem};
 use aidb::{Error, Options, Transaction, TransactionOptions, WriteOptions, DB};
-use common::{Gate, HookFs};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
@@ -270,16 +268,7 @@ fn lost_update(options: TransactionOptions) {
 #[test]
 fn a_write_earlier_in_the_same_commit_group_is_a_conflict() {
     let dir = tempfile::tempdir().unwrap();
-    let gate = Arc::new(Gate::default());
-    let armed = Arc::new(AtomicBool::new(false));
-    let (g, a) = (gate.clone(), armed.clone());
-    let fs = HookFs::wrap(Arc::new(OsFileSystem), move |op, path| {
-        let log = path.extension().is_some_and(|e| e == "log");
-        if op == FsOp::Append && log && a.swap(false, Ordering::AcqRel) {
-            g.pass();
-        }
-        Ok(())
-    });
+    let (fs, gate, armed) = common::hold_first_append("log");
     let db = Arc::new(
         DB::open_with(Options {
             fs,

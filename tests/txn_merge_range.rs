@@ -6,10 +6,8 @@
 
 mod common;
 
-use aidb::fs::{FsOp, OsFileSystem};
 use aidb::{Error, MergeOperator, Options, DB};
-use common::{Gate, HookFs};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -151,16 +149,7 @@ fn a_later_range_deletion_covering_a_key_is_a_conflict_in_memtables_and_tables()
 #[test]
 fn a_range_deletion_earlier_in_the_same_commit_group_is_a_conflict() {
     let dir = tempfile::tempdir().unwrap();
-    let gate = Arc::new(Gate::default());
-    let armed = Arc::new(AtomicBool::new(false));
-    let (g, a) = (gate.clone(), armed.clone());
-    let fs = HookFs::wrap(Arc::new(OsFileSystem), move |op, path| {
-        let log = path.extension().is_some_and(|e| e == "log");
-        if op == FsOp::Append && log && a.swap(false, Ordering::AcqRel) {
-            g.pass();
-        }
-        Ok(())
-    });
+    let (fs, gate, armed) = common::hold_first_append("log");
     let db = Arc::new(
         DB::open_with(Options {
             fs,

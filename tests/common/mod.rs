@@ -161,3 +161,51 @@ pub fn within<T: Send + 'static>(
     rx.recv_timeout(std::time::Duration::from_secs(secs))
         .unwrap_or_else(|_| panic!("{what}: did not finish within {secs} s (hung)"))
 }
+
+/// The merge operator of the merge suites: operands appended to the value,
+/// `,`-separated. Order-sensitive (a misordered fold shows) and
+/// associative (its partial merge is the same append without a base).
+pub struct Join;
+
+impl aidb::MergeOperator for Join {
+    fn name(&self) -> &str {
+        "join"
+    }
+    fn full_merge(&self, _key: &[u8], base: Option<&[u8]>, ops: &[&[u8]]) -> Option<Vec<u8>> {
+        Some(join(base, ops.iter().copied()))
+    }
+    fn partial_merge(&self, _key: &[u8], ops: &[&[u8]]) -> Option<Vec<u8>> {
+        Some(join(None, ops.iter().copied()))
+    }
+}
+
+/// What [`Join`] makes of `base` and `ops`.
+pub fn join<'a>(base: Option<&'a [u8]>, ops: impl Iterator<Item = &'a [u8]>) -> Vec<u8> {
+    let parts: Vec<&[u8]> = base.into_iter().chain(ops).collect();
+    parts.join(&b","[..])
+}
+
+/// A file system over the real one that holds the first append to a file
+/// ending in `.{ext}` made after the returned flag is set, at the returned
+/// gate, until the test opens it (to stop a commit or a compaction at a
+/// chosen point).
+pub fn hold_first_append(
+    ext: &'static str,
+) -> (
+    Arc<dyn FileSystem>,
+    Arc<Gate>,
+    Arc<std::sync::atomic::AtomicBool>,
+) {
+    use std::sync::atomic::Ordering;
+    let gate = Arc::new(Gate::default());
+    let armed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (g, a) = (gate.clone(), armed.clone());
+    let fs = HookFs::wrap(Arc::new(aidb::fs::OsFileSystem), move |op, path| {
+        let matches = path.extension().is_some_and(|e| e == ext);
+        if op == FsOp::Append && matches && a.swap(false, Ordering::AcqRel) {
+            g.pass();
+        }
+        Ok(())
+    });
+    (fs, gate, armed)
+}
