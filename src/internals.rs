@@ -159,6 +159,19 @@ impl MemTable {
             Some((_, crate::types::ValueKind::Put, _))
         )
     }
+
+    /// Steps a cursor over every entry; returns how many it saw.
+    pub fn scan(&self) -> usize {
+        use crate::internal_iter::InternalIterator;
+        let mut it = self.0.iter();
+        it.seek_to_first();
+        let mut n = 0;
+        while it.valid() {
+            n += it.key().len().min(1);
+            it.next();
+        }
+        n
+    }
 }
 
 /// A write-ahead log writer on the real file system, for benchmarks.
