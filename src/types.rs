@@ -142,10 +142,35 @@ fn trailer(ikey: &[u8]) -> u64 {
 
 /// Compares two encoded internal keys: user key ascending, trailer
 /// descending.
+#[inline]
 pub fn compare_internal_keys(a: &[u8], b: &[u8]) -> Ordering {
-    user_key(a)
-        .cmp(user_key(b))
-        .then_with(|| trailer(b).cmp(&trailer(a)))
+    compare_bytes(user_key(a), user_key(b)).then_with(|| trailer(b).cmp(&trailer(a)))
+}
+
+/// Byte-wise comparison (the order of `<[u8]>::cmp`), eight bytes at a
+/// time. Keys are short and compared on every step of every search; for
+/// them a call into the C library's `memcmp` costs more than the compare
+/// itself (memcmp was a fifth of a random-insert profile).
+#[inline]
+pub fn compare_bytes(a: &[u8], b: &[u8]) -> Ordering {
+    let n = a.len().min(b.len());
+    let (mut x, mut y) = (&a[..n], &b[..n]);
+    while x.len() >= 8 {
+        let (xa, xr) = x.split_at(8);
+        let (ya, yr) = y.split_at(8);
+        let xa = u64::from_be_bytes(xa.try_into().unwrap_or([0; 8]));
+        let ya = u64::from_be_bytes(ya.try_into().unwrap_or([0; 8]));
+        if xa != ya {
+            return xa.cmp(&ya);
+        }
+        (x, y) = (xr, yr);
+    }
+    for (p, q) in x.iter().zip(y) {
+        if p != q {
+            return p.cmp(q);
+        }
+    }
+    a.len().cmp(&b.len())
 }
 
 #[cfg(test)]
@@ -156,6 +181,31 @@ mod tests {
         let mut v = Vec::new();
         encode_internal_key(&mut v, k, seq, kind);
         v
+    }
+
+    #[test]
+    fn compare_bytes_orders_as_slices_do() {
+        let samples: Vec<Vec<u8>> = vec![
+            vec![],
+            vec![0],
+            vec![0, 0],
+            vec![0xff],
+            b"abcdefgh".to_vec(),
+            b"abcdefgh\0".to_vec(),
+            b"abcdefgi".to_vec(),
+            b"abcdefghabcdefgh".to_vec(),
+            b"abcdefghabcdefgg".to_vec(),
+            b"abcdefghabcdefgh1".to_vec(),
+            vec![0x80; 9],
+            vec![0x7f; 9],
+            vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13],
+            vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 14],
+        ];
+        for a in &samples {
+            for b in &samples {
+                assert_eq!(compare_bytes(a, b), a.cmp(b), "{a:?} {b:?}");
+            }
+        }
     }
 
     #[test]
