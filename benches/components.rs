@@ -2,7 +2,9 @@
 //! the `internals` hooks (enabled for dev builds by the crate's
 //! dev-dependency on itself). `cargo bench --bench components`.
 
-use aidb::internals::{build_block, internal_key, Block, BlockCache, LogWriter, MemTable, Table};
+use aidb::internals::{
+    build_block, internal_key, Block, BlockCache, DataBlock, LogWriter, MemTable, Table,
+};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use std::hint::black_box;
 
@@ -91,6 +93,12 @@ fn block(c: &mut Criterion) {
     g.bench_function("decode_40", |b| {
         b.iter(|| black_box(Block::decode(&encoded)))
     });
+    // What a cache miss costs before the block can be searched: the full
+    // decode above (what was cached before), or locating the restart
+    // array (what is cached now).
+    g.bench_function("load_40", |b| {
+        b.iter(|| black_box(DataBlock::load(&encoded)))
+    });
     let decoded = Block::decode(&encoded).unwrap();
     g.throughput(Throughput::Elements(1));
     let mut i = 0;
@@ -98,6 +106,14 @@ fn block(c: &mut Criterion) {
         b.iter(|| {
             i = (i + 7) % entries.len();
             black_box(decoded.seek(&entries[i].0))
+        })
+    });
+    let raw = DataBlock::load(&encoded).unwrap();
+    let mut key_buf = Vec::new();
+    g.bench_function("cursor_seek", |b| {
+        b.iter(|| {
+            i = (i + 7) % entries.len();
+            black_box(raw.seek(&entries[i].0, &mut key_buf))
         })
     });
     g.finish();
@@ -131,7 +147,7 @@ fn table(c: &mut Criterion) {
 }
 
 fn cache(c: &mut Criterion) {
-    let block = Block::decode(&build_block(
+    let block = DataBlock::load(&build_block(
         &[(internal_key(b"k", 1), vec![1u8; 4000])],
         16,
     ))

@@ -9,7 +9,7 @@
 //! charge is the memory its decoded form holds.
 
 use crate::counter::StripedCounter;
-use crate::table::Block;
+use crate::table::DataBlock;
 use parking_lot::RwLock;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,7 +20,7 @@ const SHARDS: usize = 16;
 type Key = (u64, u64);
 
 struct Entry {
-    block: Arc<Block>,
+    block: Arc<DataBlock>,
     charge: usize,
     referenced: AtomicBool,
 }
@@ -83,7 +83,7 @@ impl BlockCache {
         &self.shards[(h >> 60) as usize % SHARDS]
     }
 
-    pub(crate) fn get(&self, file: u64, offset: u64) -> Option<Arc<Block>> {
+    pub(crate) fn get(&self, file: u64, offset: u64) -> Option<Arc<DataBlock>> {
         let key = (file, offset);
         let shard = self.shard(key).read();
         match shard.map.get(&key) {
@@ -101,7 +101,7 @@ impl BlockCache {
         }
     }
 
-    pub(crate) fn insert(&self, file: u64, offset: u64, block: Arc<Block>) {
+    pub(crate) fn insert(&self, file: u64, offset: u64, block: Arc<DataBlock>) {
         let key = (file, offset);
         let charge = block.charge();
         if charge > self.shard_capacity {
@@ -139,12 +139,12 @@ impl BlockCache {
 mod tests {
     use super::*;
 
-    fn block(n: usize) -> Arc<Block> {
+    fn block(n: usize) -> Arc<DataBlock> {
         let mut b = crate::table::BlockBuilder::new(16);
         let mut k = Vec::new();
         crate::types::encode_internal_key(&mut k, b"k", 1, crate::types::ValueKind::Put);
         b.add(&k, &vec![0u8; n]);
-        Arc::new(Block::decode(bytes::Bytes::from(b.finish())).unwrap())
+        Arc::new(DataBlock::new(bytes::Bytes::from(b.finish())).unwrap())
     }
 
     #[test]

@@ -55,13 +55,59 @@ pub fn table(data: &[u8]) {
     let _ = t.verify();
 }
 
-/// Decodes `data` as one table block.
+/// Decodes `data` as one table block, and reads it in place with the
+/// cursor data blocks are read through. When the full decode accepts the
+/// block, the cursor must give the same entries both ways and find each
+/// by seeking; either way it must not panic.
 pub fn block(data: &[u8]) {
-    if let Ok(b) = crate::table::Block::decode(bytes::Bytes::copy_from_slice(data)) {
+    use crate::types::compare_internal_keys as cmp;
+    let bytes = bytes::Bytes::copy_from_slice(data);
+    let decoded = crate::table::Block::decode(bytes.clone()).ok();
+    if let Some(b) = &decoded {
         for i in 0..b.len() {
             let _ = (b.key(i), b.value(i));
         }
-        let _ = b.seek(data, crate::types::compare_internal_keys);
+        let _ = b.seek(data, cmp);
+    }
+    let Ok(raw) = crate::table::DataBlock::new(bytes) else {
+        assert!(
+            decoded.as_ref().is_none_or(|b| b.len() == 0),
+            "the cursor refused a block the decoder accepts"
+        );
+        return;
+    };
+    let mut c = crate::table::BlockCursor::new(Arc::new(raw), Vec::new());
+    let mut forward = Vec::new();
+    c.seek_to_first();
+    while c.valid() && forward.len() <= data.len() {
+        forward.push((c.key().to_vec(), c.value().to_vec()));
+        c.next();
+    }
+    let forward_error = c.error().is_some();
+    let mut backward = Vec::new();
+    c.seek_to_last();
+    while c.valid() && backward.len() <= data.len() {
+        backward.push((c.key().to_vec(), c.value().to_vec()));
+        c.prev();
+    }
+    c.seek(data);
+    let Some(b) = decoded else {
+        return;
+    };
+    let want: Vec<(Vec<u8>, Vec<u8>)> = (0..b.len())
+        .map(|i| (b.key(i).to_vec(), b.value(i).to_vec()))
+        .collect();
+    assert!(
+        !forward_error,
+        "the cursor failed on a block the decoder accepts"
+    );
+    assert_eq!(forward, want, "forward");
+    backward.reverse();
+    assert_eq!(backward, want, "backward");
+    for (i, (k, v)) in want.iter().enumerate() {
+        c.seek(k);
+        assert!(c.valid(), "seek to entry {i}");
+        assert_eq!((c.key(), c.value()), (k.as_slice(), v.as_slice()));
     }
 }
 
@@ -232,6 +278,30 @@ impl Block {
     }
 }
 
+/// A data block as the block cache holds it (read in place), for
+/// benchmarks.
+#[derive(Clone)]
+pub struct DataBlock(Arc<crate::table::DataBlock>);
+
+impl DataBlock {
+    /// Locates the restart array of an encoded block.
+    pub fn load(data: &[u8]) -> Option<DataBlock> {
+        crate::table::DataBlock::new(bytes::Bytes::copy_from_slice(data))
+            .ok()
+            .map(|b| DataBlock(Arc::new(b)))
+    }
+
+    /// Seeks a cursor to the first entry `>= ikey`; whether there is one.
+    /// (Like a table lookup, it reuses one key buffer.)
+    pub fn seek(&self, ikey: &[u8], key_buf: &mut Vec<u8>) -> bool {
+        let mut c = crate::table::BlockCursor::new(self.0.clone(), std::mem::take(key_buf));
+        c.seek(ikey);
+        let found = c.valid();
+        *key_buf = c.into_key_buf();
+        found
+    }
+}
+
 /// An in-memory table with a block cache, for benchmarks.
 pub struct Table(Arc<crate::table::Table>);
 
@@ -291,18 +361,14 @@ impl BlockCache {
     }
 
     /// Caches `block` under (`file`, `offset`).
-    pub fn insert(&self, file: u64, offset: u64, block: &Block) {
-        self.0.insert(file, offset, Arc::new(block_clone(&block.0)));
+    pub fn insert(&self, file: u64, offset: u64, block: &DataBlock) {
+        self.0.insert(file, offset, block.0.clone());
     }
 
     /// Whether (`file`, `offset`) is cached.
     pub fn get(&self, file: u64, offset: u64) -> bool {
         self.0.get(file, offset).is_some()
     }
-}
-
-fn block_clone(b: &crate::table::Block) -> crate::table::Block {
-    b.duplicate()
 }
 
 /// Fixes the clock TTL expiry reads, process-wide, at `secs` since the

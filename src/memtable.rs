@@ -393,10 +393,7 @@ mod tests {
         // User keys of 23, 24 (the longest stored inline) and 25 bytes
         // sharing a prefix, plus versions of each.
         let m = Arc::new(MemTable::new(1));
-        let keys: Vec<Vec<u8>> = [23, 24, 25, 40]
-            .iter()
-            .map(|&n| vec![b'k'; n])
-            .collect();
+        let keys: Vec<Vec<u8>> = [23, 24, 25, 40].iter().map(|&n| vec![b'k'; n]).collect();
         for (i, k) in keys.iter().enumerate().rev() {
             m.insert(k, 10 + i as u64, ValueKind::Put, b"new");
             m.insert(k, 1 + i as u64, ValueKind::Put, b"old");

@@ -6,9 +6,10 @@
 //! ```
 //!
 //! Every `restart_interval`-th entry stores its whole key (`shared` = 0)
-//! and its offset is listed among the restarts. A reader decodes a block
-//! once, checking every field, into a [`Block`] that keeps full keys and
-//! value positions; lookups are then binary searches.
+//! and its offset is listed among the restarts. Data blocks are read in
+//! place (`data_block.rs`); [`Block`] decodes a block once, checking every
+//! field and the key order, into full keys and value positions: index
+//! blocks (searched on every read) and `verify` use it.
 
 use crate::coding::{get_u32_le, get_varint32, put_varint32};
 use bytes::Bytes;
@@ -191,11 +192,6 @@ impl Block {
         &self.data[s as usize..e as usize]
     }
 
-    pub(crate) fn value_bytes(&self, i: usize) -> Bytes {
-        let (s, e) = self.values[i];
-        self.data.slice(s as usize..e as usize)
-    }
-
     /// Index of the first entry whose key is `>= target` under `cmp`
     /// (`len()` when none is).
     pub(crate) fn seek(&self, target: &[u8], cmp: fn(&[u8], &[u8]) -> Ordering) -> usize {
@@ -209,22 +205,6 @@ impl Block {
             }
         }
         lo
-    }
-
-    /// A copy sharing the block's bytes.
-    #[cfg(feature = "internals")]
-    pub(crate) fn duplicate(&self) -> Block {
-        Block {
-            data: self.data.clone(),
-            keys: self.keys.clone(),
-            key_ends: self.key_ends.clone(),
-            values: self.values.clone(),
-        }
-    }
-
-    /// Memory the decoded block holds, for cache accounting.
-    pub(crate) fn charge(&self) -> usize {
-        self.data.len() + self.keys.len() + 12 * self.key_ends.len() + 64
     }
 }
 

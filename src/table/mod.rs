@@ -15,14 +15,19 @@
 mod block;
 mod bloom;
 mod builder;
+mod data_block;
 mod describe;
 mod format;
 mod reader;
 
+#[cfg(any(test, feature = "internals"))]
 pub(crate) use block::Block;
 #[cfg(any(test, feature = "internals"))]
 pub(crate) use block::BlockBuilder;
 pub(crate) use builder::{TableBuildOptions, TableBuilder};
+#[cfg(feature = "internals")]
+pub(crate) use data_block::BlockCursor;
+pub(crate) use data_block::DataBlock;
 pub(crate) use describe::layout;
 pub(crate) use reader::{BloomStats, Table, TableIterator};
 

@@ -5,6 +5,7 @@
 
 use super::block::Block;
 use super::bloom;
+use super::data_block::{BlockCursor, DataBlock};
 use super::format::{unpack_block, BlockHandle, Footer, BLOCK_TRAILER_LEN, FOOTER_LEN};
 use super::TableProperties;
 use crate::block_cache::BlockCache;
@@ -196,26 +197,49 @@ impl Table {
         }
         let target = key.internal_key();
         let mut b = self.index.seek(target, compare_internal_keys);
-        while b < self.handles.len() {
-            let block = self.block(b)?;
-            let i = block.seek(target, compare_internal_keys);
-            if i < block.len() {
-                let p = parse_internal_key(block.key(i)).ok_or_else(|| {
-                    Error::corruption(&self.path, self.handles[b].offset, "malformed internal key")
-                })?;
-                if p.user_key != user_key {
-                    return Ok(None);
-                }
-                return Ok(Some((p.seq, p.kind, block.value_bytes(i))));
+        let mut key_buf = KEY_BUF.take();
+        let found = loop {
+            if b >= self.handles.len() {
+                break Ok(None);
             }
-            // The separator may exceed the block's last key: the entry, if
-            // any, starts the next block.
-            b += 1;
-        }
-        Ok(None)
+            let block = match self.block(b) {
+                Ok(block) => block,
+                Err(e) => break Err(e),
+            };
+            let mut c = BlockCursor::new(block, key_buf);
+            c.seek(target);
+            let step = if let Some(why) = c.error() {
+                Some(Err(self.block_error(b, why)))
+            } else if c.valid() {
+                Some(match parse_internal_key(c.key()) {
+                    None => Err(self.block_error(b, "malformed internal key")),
+                    Some(p) if p.user_key != user_key => Ok(None),
+                    Some(p) => Ok(Some((p.seq, p.kind, c.value_bytes()))),
+                })
+            } else {
+                // The separator may exceed the block's last key: the
+                // entry, if any, starts the next block.
+                b += 1;
+                None
+            };
+            key_buf = c.into_key_buf();
+            if let Some(r) = step {
+                break r;
+            }
+        };
+        KEY_BUF.set(key_buf);
+        found
     }
 
-    fn block(&self, i: usize) -> Result<Arc<Block>> {
+    fn block_error(&self, i: usize, why: &str) -> Error {
+        Error::corruption(
+            &self.path,
+            self.handles[i].offset,
+            format!("data block: {why}"),
+        )
+    }
+
+    fn block(&self, i: usize) -> Result<Arc<DataBlock>> {
         let h = self.handles[i];
         if let Some(cache) = &self.cache {
             if let Some(b) = cache.get(self.number, h.offset) {
@@ -223,8 +247,7 @@ impl Table {
             }
         }
         let raw = read_raw_block(&*self.file, &self.path, h, self.footer_at, &self.footer)?;
-        let block = Block::decode(Bytes::from(raw))
-            .map_err(|r| Error::corruption(&self.path, h.offset, format!("data block: {r}")))?;
+        let block = DataBlock::new(Bytes::from(raw)).map_err(|r| self.block_error(i, &r))?;
         let block = Arc::new(block);
         if let Some(cache) = &self.cache {
             cache.insert(self.number, h.offset, block.clone());
@@ -267,9 +290,9 @@ impl Table {
     pub(crate) fn iter(self: &Arc<Self>) -> TableIterator {
         TableIterator {
             table: self.clone(),
-            block: None,
+            cursor: None,
             block_idx: 0,
-            entry: 0,
+            key_buf: Vec::new(),
             error: None,
         }
     }
@@ -304,25 +327,36 @@ fn read_raw_block(
     unpack_block(&buf, footer.context(h.offset)).map_err(|r| Error::corruption(path, h.offset, r))
 }
 
+thread_local! {
+    /// The key buffer point lookups rebuild keys in, kept between calls so
+    /// that a lookup allocates nothing on a cache hit.
+    static KEY_BUF: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
 /// Two-way cursor over a table.
 pub(crate) struct TableIterator {
     table: Arc<Table>,
-    block: Option<Arc<Block>>,
+    cursor: Option<BlockCursor>,
     block_idx: usize,
-    entry: usize,
+    /// Kept while no block is loaded, so moving between blocks reuses one
+    /// key allocation.
+    key_buf: Vec<u8>,
     error: Option<Error>,
 }
 
 impl TableIterator {
-    /// Loads block `i`; false (and invalid) on error or past the end.
+    /// Loads block `i`, unpositioned; false (and invalid) on error or past
+    /// the end.
     fn load(&mut self, i: usize) -> bool {
-        self.block = None;
+        if let Some(c) = self.cursor.take() {
+            self.key_buf = c.into_key_buf();
+        }
         if i >= self.table.handles.len() {
             return false;
         }
         match self.table.block(i) {
             Ok(b) => {
-                self.block = Some(b);
+                self.cursor = Some(BlockCursor::new(b, std::mem::take(&mut self.key_buf)));
                 self.block_idx = i;
                 true
             }
@@ -333,17 +367,35 @@ impl TableIterator {
         }
     }
 
-    /// Moves forward over empty blocks until an entry is found.
+    /// After a cursor movement: turns a malformed entry into the
+    /// iterator's error. True when the cursor is on an entry.
+    fn check(&mut self) -> bool {
+        let Some(c) = &self.cursor else {
+            return false;
+        };
+        if c.valid() {
+            return true;
+        }
+        if let Some(why) = c.error() {
+            self.error = Some(self.table.block_error(self.block_idx, why));
+            self.cursor = None;
+        }
+        false
+    }
+
+    /// Moves forward over exhausted blocks until an entry is found.
     fn settle_forward(&mut self) {
-        while let Some(b) = &self.block {
-            if self.entry < b.len() {
+        while self.cursor.is_some() && !self.check() {
+            if self.error.is_some() {
                 return;
             }
             let next = self.block_idx + 1;
             if !self.load(next) {
                 return;
             }
-            self.entry = 0;
+            if let Some(c) = &mut self.cursor {
+                c.seek_to_first();
+            }
         }
     }
 
@@ -355,18 +407,18 @@ impl TableIterator {
             if !self.load(idx) {
                 return;
             }
-            let len = self.block.as_ref().map_or(0, |b| b.len());
-            if len > 0 {
-                self.entry = len - 1;
+            if let Some(c) = &mut self.cursor {
+                c.seek_to_last();
+            }
+            if self.check() || self.error.is_some() {
                 return;
             }
         }
-        self.block = None;
+        self.cursor = None;
     }
 
-    fn current(&self) -> Option<(&Block, usize)> {
-        let b = self.block.as_deref()?;
-        (self.entry < b.len()).then_some((b, self.entry))
+    fn current(&self) -> Option<&BlockCursor> {
+        self.cursor.as_ref().filter(|c| c.valid())
     }
 }
 
@@ -374,7 +426,9 @@ impl InternalIterator for TableIterator {
     fn seek_to_first(&mut self) {
         self.error = None;
         if self.load(0) {
-            self.entry = 0;
+            if let Some(c) = &mut self.cursor {
+                c.seek_to_first();
+            }
             self.settle_forward();
         }
     }
@@ -383,7 +437,12 @@ impl InternalIterator for TableIterator {
         self.error = None;
         let n = self.table.handles.len();
         if n > 0 && self.load(n - 1) {
-            self.entry = self.block.as_ref().map_or(0, |b| b.len().saturating_sub(1));
+            if let Some(c) = &mut self.cursor {
+                c.seek_to_last();
+            }
+            if !self.check() && self.error.is_none() {
+                self.last_entry_before_block(n - 1);
+            }
         }
     }
 
@@ -391,10 +450,9 @@ impl InternalIterator for TableIterator {
         self.error = None;
         let i = self.table.index.seek(ikey, compare_internal_keys);
         if self.load(i) {
-            self.entry = self
-                .block
-                .as_ref()
-                .map_or(0, |b| b.seek(ikey, compare_internal_keys));
+            if let Some(c) = &mut self.cursor {
+                c.seek(ikey);
+            }
             self.settle_forward();
         }
     }
@@ -410,39 +468,44 @@ impl InternalIterator for TableIterator {
         if n == 0 || !self.load(i) {
             return;
         }
-        // The first entry > ikey, then one back.
-        let b = self.block.clone();
-        let at = b.as_ref().map_or(0, |b| {
-            let first_ge = b.seek(ikey, compare_internal_keys);
-            if first_ge < b.len() && compare_internal_keys(b.key(first_ge), ikey).is_eq() {
-                first_ge + 1
-            } else {
-                first_ge
+        // The last entry <= ikey: the first entry >= ikey unless it is
+        // greater, else the one before it.
+        let Some(c) = &mut self.cursor else {
+            return;
+        };
+        c.seek(ikey);
+        if c.valid() {
+            if compare_internal_keys(c.key(), ikey).is_gt() {
+                c.prev();
             }
-        });
-        if at == 0 {
+        } else if c.error().is_none() {
+            c.seek_to_last();
+        }
+        if !self.check() && self.error.is_none() {
             self.last_entry_before_block(i);
-        } else {
-            self.entry = at - 1;
         }
     }
 
     fn next(&mut self) {
-        if self.current().is_some() {
-            self.entry += 1;
-            self.settle_forward();
+        if let Some(c) = &mut self.cursor {
+            if c.valid() {
+                c.next();
+                self.settle_forward();
+            }
         }
     }
 
     fn prev(&mut self) {
-        if self.current().is_none() {
+        let Some(c) = &mut self.cursor else {
+            return;
+        };
+        if !c.valid() {
             return;
         }
-        if self.entry > 0 {
-            self.entry -= 1;
-            return;
+        c.prev();
+        if !self.check() && self.error.is_none() {
+            self.last_entry_before_block(self.block_idx);
         }
-        self.last_entry_before_block(self.block_idx);
     }
 
     fn valid(&self) -> bool {
@@ -450,11 +513,11 @@ impl InternalIterator for TableIterator {
     }
 
     fn key(&self) -> &[u8] {
-        self.current().map_or(&[][..], |(b, i)| b.key(i))
+        self.current().map_or(&[][..], |c| c.key())
     }
 
     fn value(&self) -> &[u8] {
-        self.current().map_or(&[][..], |(b, i)| b.value(i))
+        self.current().map_or(&[][..], |c| c.value())
     }
 
     fn status(&self) -> Result<()> {

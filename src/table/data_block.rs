@@ -1,0 +1,412 @@
+//! Data blocks as they are stored (after decompression), read in place.
+//!
+//! A data block is kept in the block cache exactly as its bytes are (the
+//! layout is in `block.rs`): nothing is decoded when it is loaded. A
+//! [`BlockCursor`] finds an entry by a binary search over the restart
+//! points (whose keys are stored whole) and a short forward scan from
+//! there, rebuilding only the keys it passes, as LevelDB and RocksDB do.
+//! Decoding every key of a block on each cache miss cost a block read
+//! more than its decompression, and held each key twice in the cache.
+//!
+//! The bytes passed a CRC check bound to the block's file and offset
+//! before they got here, so a malformed entry means a bug or a forged
+//! file: the cursor checks every length against the block's bounds and
+//! reports a bad entry as an error, never a panic. `Block::decode` (used
+//! by `verify`) still checks everything, key order included.
+
+use crate::coding::{get_u32_le, get_varint32};
+use crate::types::compare_internal_keys;
+use bytes::Bytes;
+use std::cmp::Ordering;
+use std::sync::Arc;
+
+/// A data block's bytes with its restart array located.
+pub(crate) struct DataBlock {
+    data: Bytes,
+    /// Where the restart array starts: entries lie before it.
+    restarts_at: usize,
+    restarts: usize,
+}
+
+impl DataBlock {
+    /// Checks that the restart array fits and points inside the entries.
+    pub(crate) fn new(data: Bytes) -> Result<DataBlock, String> {
+        let n = data.len();
+        let restarts = n
+            .checked_sub(4)
+            .and_then(|at| get_u32_le(&data[at..]))
+            .ok_or("block too short for its restart count")? as usize;
+        let restarts_at = restarts
+            .checked_mul(4)
+            .and_then(|r| n.checked_sub(4 + r))
+            .ok_or("restart array larger than the block")?;
+        if restarts == 0 {
+            return Err("block has no restart point".into());
+        }
+        let block = DataBlock {
+            data,
+            restarts_at,
+            restarts,
+        };
+        let mut prev = None;
+        for i in 0..restarts {
+            let r = block.restart(i);
+            let in_bounds = r < restarts_at || (r == 0 && restarts_at == 0);
+            if !in_bounds || prev.is_some_and(|p| r <= p) || (i == 0 && r != 0) {
+                return Err(format!("bad restart point {i} ({r})"));
+            }
+            prev = Some(r);
+        }
+        Ok(block)
+    }
+
+    fn restart(&self, i: usize) -> usize {
+        let at = self.restarts_at + 4 * i;
+        u32::from_le_bytes([
+            self.data[at],
+            self.data[at + 1],
+            self.data[at + 2],
+            self.data[at + 3],
+        ]) as usize
+    }
+
+    /// Restart point `i`, or the end of the entries when there is none.
+    fn restart_or_end(&self, i: usize) -> usize {
+        if i < self.restarts {
+            self.restart(i)
+        } else {
+            self.restarts_at
+        }
+    }
+
+    /// Memory the cached block holds.
+    pub(crate) fn charge(&self) -> usize {
+        self.data.len() + 64
+    }
+
+    /// The entry header at `at`: (shared, unshared, value length, where
+    /// the key bytes start), each checked against the entries' end.
+    fn header(&self, at: usize) -> Result<(usize, usize, usize, usize), String> {
+        let entries = &self.data[..self.restarts_at];
+        // Most entries have three one-byte lengths.
+        if let Some(&[a, b, c]) = entries
+            .get(at..at + 3)
+            .map(|h| <&[u8; 3]>::try_from(h).unwrap_or(&[0xff; 3]))
+        {
+            if (a | b | c) < 0x80 {
+                let (unshared, value_len) = (b as usize, c as usize);
+                if at + 3 + unshared + value_len <= entries.len() {
+                    return Ok((a as usize, unshared, value_len, at + 3));
+                }
+                return Err(format!("entry overruns the block at offset {at}"));
+            }
+        }
+        let mut pos = at;
+        let mut field = |what: &str| -> Result<usize, String> {
+            let (v, used) = entries
+                .get(pos..)
+                .and_then(get_varint32)
+                .ok_or_else(|| format!("bad {what} at block offset {pos}"))?;
+            pos += used;
+            Ok(v as usize)
+        };
+        let shared = field("shared length")?;
+        let unshared = field("key length")?;
+        let value_len = field("value length")?;
+        let end = pos
+            .checked_add(unshared)
+            .and_then(|k| k.checked_add(value_len));
+        if end.is_none_or(|e| e > entries.len()) {
+            return Err(format!("entry overruns the block at offset {at}"));
+        }
+        Ok((shared, unshared, value_len, pos))
+    }
+
+    /// The whole key stored at restart point `i`.
+    fn restart_key(&self, i: usize) -> Result<&[u8], String> {
+        let at = self.restart(i);
+        let (shared, unshared, _, key_at) = self.header(at)?;
+        if shared != 0 {
+            return Err(format!(
+                "restart entry at block offset {at} shares a prefix"
+            ));
+        }
+        Ok(&self.data[key_at..key_at + unshared])
+    }
+}
+
+/// A two-way cursor over one data block.
+pub(crate) struct BlockCursor {
+    block: Arc<DataBlock>,
+    /// Offset of the current entry; `restarts_at` when not on one.
+    current: usize,
+    /// Offset of the entry after the current one.
+    next: usize,
+    /// The restart point at or before `current`.
+    restart_index: usize,
+    /// Where the restart point after it is (`restarts_at` past the last).
+    next_restart: usize,
+    key: Vec<u8>,
+    value: (usize, usize),
+    error: Option<String>,
+}
+
+impl BlockCursor {
+    /// An unpositioned cursor, rebuilding keys in `key_buf` (so a caller
+    /// that moves between blocks can keep one allocation).
+    pub(crate) fn new(block: Arc<DataBlock>, mut key_buf: Vec<u8>) -> BlockCursor {
+        key_buf.clear();
+        let end = block.restarts_at;
+        BlockCursor {
+            block,
+            current: end,
+            next: end,
+            restart_index: 0,
+            next_restart: end,
+            key: key_buf,
+            value: (0, 0),
+            error: None,
+        }
+    }
+
+    /// The key buffer, for the next cursor.
+    pub(crate) fn into_key_buf(self) -> Vec<u8> {
+        self.key
+    }
+
+    pub(crate) fn valid(&self) -> bool {
+        self.current < self.block.restarts_at
+    }
+
+    /// Why the cursor stopped, when it stopped on a malformed entry.
+    pub(crate) fn error(&self) -> Option<&str> {
+        self.error.as_deref()
+    }
+
+    pub(crate) fn key(&self) -> &[u8] {
+        &self.key
+    }
+
+    pub(crate) fn value(&self) -> &[u8] {
+        &self.block.data[self.value.0..self.value.1]
+    }
+
+    /// The value, sharing the block's memory.
+    pub(crate) fn value_bytes(&self) -> Bytes {
+        self.block.data.slice(self.value.0..self.value.1)
+    }
+
+    fn invalidate(&mut self) {
+        self.current = self.block.restarts_at;
+        self.next = self.block.restarts_at;
+        self.restart_index = self.block.restarts;
+        self.next_restart = usize::MAX;
+    }
+
+    fn corrupt(&mut self, why: String) {
+        self.error = Some(why);
+        self.invalidate();
+    }
+
+    fn go_to_restart(&mut self, i: usize) {
+        self.key.clear();
+        self.restart_index = i;
+        self.next_restart = self.block.restart_or_end(i + 1);
+        self.next = self.block.restart(i);
+        self.current = self.next;
+    }
+
+    /// Reads the entry at `self.next`; false past the end or on error.
+    fn parse_next(&mut self) -> bool {
+        self.current = self.next;
+        if self.current >= self.block.restarts_at {
+            self.invalidate();
+            return false;
+        }
+        let (shared, unshared, value_len, key_at) = match self.block.header(self.current) {
+            Ok(h) => h,
+            Err(e) => {
+                self.corrupt(e);
+                return false;
+            }
+        };
+        if shared > self.key.len() {
+            let at = self.current;
+            self.corrupt(format!("bad shared key length at block offset {at}"));
+            return false;
+        }
+        self.key.truncate(shared);
+        let value_at = key_at + unshared;
+        self.key
+            .extend_from_slice(&self.block.data[key_at..value_at]);
+        self.value = (value_at, value_at + value_len);
+        self.next = value_at + value_len;
+        while self.current >= self.next_restart {
+            self.restart_index += 1;
+            self.next_restart = self.block.restart_or_end(self.restart_index + 1);
+        }
+        true
+    }
+
+    pub(crate) fn seek_to_first(&mut self) {
+        self.error = None;
+        self.go_to_restart(0);
+        self.parse_next();
+    }
+
+    pub(crate) fn seek_to_last(&mut self) {
+        self.error = None;
+        self.go_to_restart(self.block.restarts - 1);
+        while self.parse_next() && self.next < self.block.restarts_at {}
+    }
+
+    pub(crate) fn next(&mut self) {
+        if self.valid() {
+            self.parse_next();
+        }
+    }
+
+    pub(crate) fn prev(&mut self) {
+        if !self.valid() {
+            return;
+        }
+        let original = self.current;
+        // Back to the last restart point before the current entry, then
+        // forward to the entry just before it.
+        while self.block.restart(self.restart_index) >= original {
+            if self.restart_index == 0 {
+                self.invalidate();
+                return;
+            }
+            self.restart_index -= 1;
+        }
+        self.go_to_restart(self.restart_index);
+        while self.parse_next() && self.next < original {}
+    }
+
+    /// Moves to the first entry whose internal key is `>= target`.
+    pub(crate) fn seek(&mut self, target: &[u8]) {
+        let cmp = compare_internal_keys;
+        self.error = None;
+        // The last restart point whose key is < target: the entry sought
+        // is at or after it (or at restart 0).
+        let (mut lo, mut hi) = (0, self.block.restarts - 1);
+        while lo < hi {
+            let mid = (lo + hi).div_ceil(2);
+            match self.block.restart_key(mid) {
+                Ok(k) if cmp(k, target) == Ordering::Less => lo = mid,
+                Ok(_) => hi = mid - 1,
+                Err(e) => return self.corrupt(e),
+            }
+        }
+        self.go_to_restart(lo);
+        while self.parse_next() {
+            if cmp(&self.key, target) != Ordering::Less {
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::table::block::{Block, BlockBuilder};
+    use crate::types::{encode_internal_key, ValueKind};
+
+    fn ik(k: &str, seq: u64) -> Vec<u8> {
+        let mut v = Vec::new();
+        encode_internal_key(&mut v, k.as_bytes(), seq, ValueKind::Put);
+        v
+    }
+
+    fn build(n: usize, interval: usize) -> (Vec<Vec<u8>>, Bytes) {
+        let mut b = BlockBuilder::new(interval);
+        let keys: Vec<Vec<u8>> = (0..n).map(|i| ik(&format!("key{:03}", i * 2), 5)).collect();
+        for (i, k) in keys.iter().enumerate() {
+            b.add(k, format!("v{i}").as_bytes());
+        }
+        (keys, Bytes::from(b.finish()))
+    }
+
+    fn cursor(data: &Bytes) -> BlockCursor {
+        BlockCursor::new(Arc::new(DataBlock::new(data.clone()).unwrap()), Vec::new())
+    }
+
+    #[test]
+    fn walks_both_ways_and_seeks_like_the_decoded_block() {
+        for interval in [1, 2, 3, 16] {
+            for n in [1, 2, 5, 16, 17, 40] {
+                let (keys, data) = build(n, interval);
+                let mut c = cursor(&data);
+                c.seek_to_first();
+                for (i, k) in keys.iter().enumerate() {
+                    assert!(c.valid(), "interval {interval} n {n} entry {i}");
+                    assert_eq!(c.key(), k.as_slice());
+                    assert_eq!(c.value(), format!("v{i}").as_bytes());
+                    c.next();
+                }
+                assert!(!c.valid() && c.error().is_none());
+                c.seek_to_last();
+                for (i, k) in keys.iter().enumerate().rev() {
+                    assert_eq!(c.key(), k.as_slice(), "interval {interval} n {n} back {i}");
+                    c.prev();
+                }
+                assert!(!c.valid() && c.error().is_none());
+                let decoded = Block::decode(data.clone()).unwrap();
+                for i in 0..=2 * n {
+                    // Every key, and every point between two keys.
+                    let target = ik(&format!("key{i:03}"), 5);
+                    let want = decoded.seek(&target, crate::types::compare_internal_keys);
+                    c.seek(&target);
+                    if want == n {
+                        assert!(!c.valid());
+                    } else {
+                        assert_eq!(c.key(), decoded.key(want), "seek {i}");
+                        assert_eq!(c.value_bytes(), decoded.value(want));
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn malformed_blocks_give_errors_not_panics() {
+        let (_, data) = build(20, 3);
+        for cut in 0..data.len() {
+            if let Ok(b) = DataBlock::new(data.slice(..cut)) {
+                walk(b);
+            }
+        }
+        let mut errors = 0;
+        for i in 0..data.len() {
+            for flip in [0x01, 0x80, 0xff] {
+                let mut bad = data.to_vec();
+                bad[i] ^= flip;
+                if let Ok(b) = DataBlock::new(Bytes::from(bad)) {
+                    errors += walk(b);
+                }
+            }
+        }
+        assert!(errors > 0, "some flips must be reported");
+    }
+
+    /// Every movement on a possibly malformed block; returns how many
+    /// errors the cursor reported.
+    fn walk(block: DataBlock) -> usize {
+        let mut c = BlockCursor::new(Arc::new(block), Vec::new());
+        let mut errors = 0;
+        c.seek_to_first();
+        for _ in 0..100 {
+            c.next();
+        }
+        errors += usize::from(c.error().is_some());
+        c.seek_to_last();
+        for _ in 0..100 {
+            c.prev();
+        }
+        errors += usize::from(c.error().is_some());
+        c.seek(&ik("key013", 5));
+        errors + usize::from(c.error().is_some())
+    }
+}
