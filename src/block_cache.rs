@@ -11,7 +11,7 @@
 use crate::counter::StripedCounter;
 use crate::table::DataBlock;
 use parking_lot::RwLock;
-use std::collections::HashMap;
+use crate::int_hash::IntMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -27,7 +27,7 @@ struct Entry {
 
 #[derive(Default)]
 struct Shard {
-    map: HashMap<Key, Entry>,
+    map: IntMap<Key, Entry>,
     /// The clock: keys in insertion order; `hand` is the next candidate.
     ring: Vec<Key>,
     hand: usize,

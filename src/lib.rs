@@ -18,6 +18,7 @@ mod counter;
 mod db;
 mod error;
 pub mod fs;
+mod int_hash;
 mod internal_iter;
 #[cfg(feature = "internals")]
 pub mod internals;

@@ -8,7 +8,7 @@ use crate::fs::FileSystem;
 use crate::table::{BloomStats, Table};
 use crate::version::FileMeta;
 use parking_lot::RwLock;
-use std::collections::HashMap;
+use crate::int_hash::IntMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -27,7 +27,7 @@ pub(crate) struct TableCache {
     bloom_stats: Arc<BloomStats>,
     /// Open tables. Lookups take the read lock only, so readers of open
     /// tables never serialise; opening and evicting take the write lock.
-    open: RwLock<HashMap<u64, OpenTable>>,
+    open: RwLock<IntMap<u64, OpenTable>>,
     tick: AtomicU64,
     /// Lookups that found their table open, and ones that opened it
     /// (reading its index and filter blocks): see `Statistics`.
@@ -48,7 +48,7 @@ impl TableCache {
             block_cache,
             capacity,
             bloom_stats: Arc::default(),
-            open: RwLock::new(HashMap::new()),
+            open: RwLock::new(IntMap::default()),
             tick: AtomicU64::new(0),
             hits: StripedCounter::default(),
             misses: StripedCounter::default(),
