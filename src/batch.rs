@@ -117,8 +117,17 @@ impl std::fmt::Debug for WriteBatch {
 impl WriteBatch {
     /// An empty batch.
     pub fn new() -> WriteBatch {
+        WriteBatch::with_capacity_bytes(0)
+    }
+
+    /// An empty batch with room for `bytes` bytes of encoded operations
+    /// (about key and value length plus four bytes each), so that adding
+    /// them does not reallocate.
+    pub fn with_capacity_bytes(bytes: usize) -> WriteBatch {
+        let mut rep = Vec::with_capacity(HEADER_LEN + bytes);
+        rep.resize(HEADER_LEN, 0);
         WriteBatch {
-            rep: vec![0; HEADER_LEN],
+            rep,
             count: 0,
             max_key_len: 0,
             max_value_len: 0,

@@ -388,14 +388,16 @@ impl DB {
     /// [`MAX_VALUE_SIZE`](crate::MAX_VALUE_SIZE); [`Error::ReadOnly`] after
     /// an earlier write failure; [`Error::Io`] when the log write fails.
     pub fn put(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<()> {
-        let mut batch = WriteBatch::new();
+        let (key, value) = (key.as_ref(), value.as_ref());
+        let mut batch = WriteBatch::with_capacity_bytes(key.len() + value.len() + 11);
         batch.put(key, value);
         self.write(batch)
     }
 
     /// Removes `key`; removing an absent key is not an error.
     pub fn delete(&self, key: impl AsRef<[u8]>) -> Result<()> {
-        let mut batch = WriteBatch::new();
+        let key = key.as_ref();
+        let mut batch = WriteBatch::with_capacity_bytes(key.len() + 6);
         batch.delete(key);
         self.write(batch)
     }
@@ -432,7 +434,8 @@ impl DB {
     /// As [`put`](Self::put). Reading a key whose operands the operator
     /// refuses, or with no operator set, fails with [`Error::Merge`].
     pub fn merge(&self, key: impl AsRef<[u8]>, operand: impl AsRef<[u8]>) -> Result<()> {
-        let mut batch = WriteBatch::new();
+        let (key, operand) = (key.as_ref(), operand.as_ref());
+        let mut batch = WriteBatch::with_capacity_bytes(key.len() + operand.len() + 11);
         batch.merge(key, operand);
         self.write(batch)
     }
