@@ -1,17 +1,17 @@
-//! The block cache: decoded table blocks shared by every table of a
-//! database, bounded in bytes.
+//! The block cache: data blocks (decompressed, read in place) shared by
+//! every table of a database, bounded in bytes.
 //!
 //! The cache is split into shards. Each shard evicts with CLOCK (second
 //! chance): a hit only sets the entry's reference bit under a *read* lock,
 //! so concurrent readers of cached blocks never serialise; an insert takes
 //! the write lock and sweeps the clock hand past referenced entries
 //! (clearing their bit) to the first unreferenced one to evict. A block's
-//! charge is the memory its decoded form holds.
+//! charge is its size plus a fixed overhead.
 
 use crate::counter::StripedCounter;
+use crate::int_hash::IntMap;
 use crate::table::DataBlock;
 use parking_lot::RwLock;
-use crate::int_hash::IntMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -58,7 +58,7 @@ impl Shard {
     }
 }
 
-/// A sharded CLOCK cache of decoded blocks, keyed by (file number, offset).
+/// A sharded CLOCK cache of data blocks, keyed by (file number, offset).
 pub(crate) struct BlockCache {
     shards: Vec<RwLock<Shard>>,
     shard_capacity: usize,

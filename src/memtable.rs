@@ -14,9 +14,9 @@ use crate::types::{
     compare_internal_keys, encode_internal_key, pack_trailer, parse_internal_key, LookupKey, SeqNo,
     ValueKind, TRAILER_LEN,
 };
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use crossbeam_skiplist::SkipMap;
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use std::borrow::Borrow;
 use std::cmp::Ordering;
 use std::ops::Bound;
@@ -118,9 +118,17 @@ impl PartialOrd for MemKey {
 /// (node, tower pointers, allocation headers), for size accounting.
 const ENTRY_OVERHEAD: usize = 64;
 
+/// Values up to this long are copied into the memtable's shared chunks.
+const ARENA_VALUE_MAX: usize = 4 << 10;
+const ARENA_CHUNK: usize = 256 << 10;
+
 /// A sorted in-memory table of recent writes.
 pub(crate) struct MemTable {
     map: SkipMap<MemKey, Bytes>,
+    /// Where small values are copied: slices of one large allocation
+    /// instead of an allocation (and later a free, often on another
+    /// thread) per value. A chunk is freed when the last value in it is.
+    arena: Mutex<BytesMut>,
     size: AtomicUsize,
     /// Number of the log file that holds this memtable's writes.
     log_number: u64,
@@ -135,6 +143,7 @@ impl MemTable {
     pub(crate) fn new(log_number: u64) -> MemTable {
         MemTable {
             map: SkipMap::new(),
+            arena: Mutex::new(BytesMut::new()),
             size: AtomicUsize::new(0),
             log_number,
             range_dels: RwLock::new(Vec::new()),
@@ -186,11 +195,22 @@ impl MemTable {
     /// never insert the same (key, seq) twice.
     pub(crate) fn insert(&self, user_key: &[u8], seq: SeqNo, kind: ValueKind, value: &[u8]) {
         let charge = user_key.len() + TRAILER_LEN + value.len() + ENTRY_OVERHEAD;
-        self.map.insert(
-            MemKey::new(user_key, seq, kind),
-            Bytes::copy_from_slice(value),
-        );
+        self.map
+            .insert(MemKey::new(user_key, seq, kind), self.copy_value(value));
         self.size.fetch_add(charge, AtomicOrdering::Relaxed);
+    }
+
+    fn copy_value(&self, value: &[u8]) -> Bytes {
+        if value.is_empty() || value.len() > ARENA_VALUE_MAX {
+            return Bytes::copy_from_slice(value);
+        }
+        // Uncontended: callers serialise inserts.
+        let mut arena = self.arena.lock();
+        if arena.capacity() - arena.len() < value.len() {
+            *arena = BytesMut::with_capacity(ARENA_CHUNK);
+        }
+        arena.extend_from_slice(value);
+        arena.split().freeze()
     }
 
     /// The newest entry for `user_key` with sequence number `<= seq`.
