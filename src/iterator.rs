@@ -148,6 +148,19 @@ fn below_end(end: &Bound<Vec<u8>>, key: &[u8]) -> bool {
     }
 }
 
+/// Makes `bound` exclude `key` and what lies beyond it, reusing the
+/// bound's buffer: a fresh copy of every yielded key was a third of the
+/// allocations of a scan.
+fn exclude(bound: &mut Bound<Vec<u8>>, key: &[u8]) {
+    let mut buf = match std::mem::replace(bound, Bound::Unbounded) {
+        Bound::Included(b) | Bound::Excluded(b) => b,
+        Bound::Unbounded => Vec::new(),
+    };
+    buf.clear();
+    buf.extend_from_slice(key);
+    *bound = Bound::Excluded(buf);
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Position {
     /// The cursor is not where either end needs it.
@@ -278,7 +291,7 @@ impl Iterator for DbIterator {
         }
         let item = (key.to_vec(), self.raw.value().to_vec());
         self.raw.next();
-        self.front = Bound::Excluded(item.0.clone());
+        exclude(&mut self.front, &item.0);
         Some(Ok(item))
     }
 }
@@ -301,7 +314,7 @@ impl DoubleEndedIterator for DbIterator {
         }
         let item = (key.to_vec(), self.raw.value().to_vec());
         self.raw.prev();
-        self.back = Bound::Excluded(item.0.clone());
+        exclude(&mut self.back, &item.0);
         Some(Ok(item))
     }
 }
