@@ -134,8 +134,10 @@ fn a_failed_compaction_removes_its_outputs_and_can_run_again() {
     write_keys(&db, &mut acked, 0..1500).unwrap();
     db.flush().unwrap();
     db.wait_for_idle().unwrap();
-    // Let the first output through, fail the second one's write midway.
-    fs.inject(FsOp::Append, FaultKind::TornEnospc, Some(".sst"), 40, None);
+    // Let the first output through, fail the second one's write midway
+    // (a table reaches its file in one append per 256 KiB, so each of
+    // these 8 KiB outputs is a single append).
+    fs.inject(FsOp::Append, FaultKind::TornEnospc, Some(".sst"), 1, None);
     assert!(db.compact_range(..).is_err());
     assert_has(&db, &acked, "after the failed compaction");
     assert_eq!(orphans(&fs, &db), 0, "a failed compaction left outputs");

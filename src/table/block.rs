@@ -106,6 +106,11 @@ impl Block {
         if count == 0 {
             return Err("block has no restart point".into());
         }
+        // The first entry is always a restart point (readers that start
+        // from restart 0 would otherwise skip the entries before it).
+        if get_u32_le(&data[restarts_at..]) != Some(0) {
+            return Err("the first restart point is not the block's start".into());
+        }
         let restart_offsets: Vec<usize> = (0..count)
             .map(|i| get_u32_le(&data[restarts_at + 4 * i..]).unwrap_or(u32::MAX) as usize)
             .collect();
