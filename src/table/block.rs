@@ -91,26 +91,33 @@ pub(crate) struct Block {
     values: Vec<(u32, u32)>,
 }
 
+/// Where a block's restart array starts and how many restart points it
+/// lists, checking that the array fits, is not empty and starts with the
+/// block's first entry (readers that start from restart 0 would
+/// otherwise skip the entries before it). Every block reader starts here.
+pub(crate) fn locate_restarts(data: &[u8]) -> Result<(usize, usize), String> {
+    let n = data.len();
+    let count = n
+        .checked_sub(4)
+        .and_then(|at| get_u32_le(&data[at..]))
+        .ok_or("block too short for its restart count")? as usize;
+    let restarts_at = count
+        .checked_mul(4)
+        .and_then(|r| n.checked_sub(4 + r))
+        .ok_or("restart array larger than the block")?;
+    if count == 0 {
+        return Err("block has no restart point".into());
+    }
+    if get_u32_le(&data[restarts_at..]) != Some(0) {
+        return Err("the first restart point is not the block's start".into());
+    }
+    Ok((restarts_at, count))
+}
+
 impl Block {
     /// Decodes `data`; the error names the first malformed field.
     pub(crate) fn decode(data: Bytes) -> Result<Block, String> {
-        let n = data.len();
-        let count = n
-            .checked_sub(4)
-            .and_then(|at| get_u32_le(&data[at..]))
-            .ok_or("block too short for its restart count")? as usize;
-        let restarts_at = count
-            .checked_mul(4)
-            .and_then(|r| n.checked_sub(4 + r))
-            .ok_or("restart array larger than the block")?;
-        if count == 0 {
-            return Err("block has no restart point".into());
-        }
-        // The first entry is always a restart point (readers that start
-        // from restart 0 would otherwise skip the entries before it).
-        if get_u32_le(&data[restarts_at..]) != Some(0) {
-            return Err("the first restart point is not the block's start".into());
-        }
+        let (restarts_at, count) = locate_restarts(&data)?;
         let restart_offsets: Vec<usize> = (0..count)
             .map(|i| get_u32_le(&data[restarts_at + 4 * i..]).unwrap_or(u32::MAX) as usize)
             .collect();

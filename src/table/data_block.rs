@@ -14,7 +14,7 @@
 //! reports a bad entry as an error, never a panic. `Block::decode` (used
 //! by `verify`) still checks everything, key order included.
 
-use crate::coding::{get_u32_le, get_varint32};
+use crate::coding::get_varint32;
 use crate::types::compare_internal_keys;
 use bytes::Bytes;
 use std::cmp::Ordering;
@@ -29,20 +29,10 @@ pub(crate) struct DataBlock {
 }
 
 impl DataBlock {
-    /// Checks that the restart array fits and points inside the entries.
+    /// Checks that the restart array fits and points, in order, inside the
+    /// entries.
     pub(crate) fn new(data: Bytes) -> Result<DataBlock, String> {
-        let n = data.len();
-        let restarts = n
-            .checked_sub(4)
-            .and_then(|at| get_u32_le(&data[at..]))
-            .ok_or("block too short for its restart count")? as usize;
-        let restarts_at = restarts
-            .checked_mul(4)
-            .and_then(|r| n.checked_sub(4 + r))
-            .ok_or("restart array larger than the block")?;
-        if restarts == 0 {
-            return Err("block has no restart point".into());
-        }
+        let (restarts_at, restarts) = super::block::locate_restarts(&data)?;
         let block = DataBlock {
             data,
             restarts_at,
@@ -52,7 +42,7 @@ impl DataBlock {
         for i in 0..restarts {
             let r = block.restart(i);
             let in_bounds = r < restarts_at || (r == 0 && restarts_at == 0);
-            if !in_bounds || prev.is_some_and(|p| r <= p) || (i == 0 && r != 0) {
+            if !in_bounds || prev.is_some_and(|p| r <= p) {
                 return Err(format!("bad restart point {i} ({r})"));
             }
             prev = Some(r);
