@@ -114,6 +114,42 @@ pub(crate) fn locate_restarts(data: &[u8]) -> Result<(usize, usize), String> {
     Ok((restarts_at, count))
 }
 
+/// The header of the entry at `at` of `entries` (a block's bytes before
+/// its restart array): shared length, unshared length, value length and
+/// where the key's unshared bytes start, with the entry's end checked
+/// against `entries`.
+pub(crate) fn entry_header(
+    entries: &[u8],
+    at: usize,
+) -> Result<(usize, usize, usize, usize), String> {
+    let (shared, unshared, value_len, key_at) = match entries.get(at..at.saturating_add(3)) {
+        // Most entries have three one-byte lengths.
+        Some(&[a, b, c]) if (a | b | c) < 0x80 => (a as usize, b as usize, c as usize, at + 3),
+        _ => {
+            let mut pos = at;
+            let mut field = |what: &str| -> Result<usize, String> {
+                let (v, used) = entries
+                    .get(pos..)
+                    .and_then(get_varint32)
+                    .ok_or_else(|| format!("bad {what} at block offset {pos}"))?;
+                pos += used;
+                Ok(v as usize)
+            };
+            let shared = field("shared length")?;
+            let unshared = field("key length")?;
+            let value_len = field("value length")?;
+            (shared, unshared, value_len, pos)
+        }
+    };
+    let end = key_at
+        .checked_add(unshared)
+        .and_then(|k| k.checked_add(value_len));
+    if end.is_none_or(|e| e > entries.len()) {
+        return Err(format!("entry overruns the block at offset {at}"));
+    }
+    Ok((shared, unshared, value_len, key_at))
+}
+
 impl Block {
     /// Decodes `data`; the error names the first malformed field.
     pub(crate) fn decode(data: Bytes) -> Result<Block, String> {
@@ -121,9 +157,9 @@ impl Block {
         let restart_offsets: Vec<usize> = (0..count)
             .map(|i| get_u32_le(&data[restarts_at + 4 * i..]).unwrap_or(u32::MAX) as usize)
             .collect();
-        // Sized up front so that decoding a block (on every cache miss)
-        // does not grow vectors entry by entry: the keys take at most the
-        // block's bytes, and each entry takes at least three bytes.
+        // Sized up front so that decoding does not grow vectors entry by
+        // entry: the keys take at most the block's bytes, and each entry
+        // takes at least three bytes.
         let max_entries = restarts_at / 3 + 1;
         let mut block = Block {
             data: data.clone(),
@@ -140,25 +176,13 @@ impl Block {
             if is_restart {
                 next_restart += 1;
             }
-            let mut field = |what: &str| -> Result<usize, String> {
-                let (v, used) = get_varint32(&entries[pos..])
-                    .ok_or_else(|| format!("bad {what} at block offset {pos}"))?;
-                pos += used;
-                Ok(v as usize)
-            };
-            let shared = field("shared length")?;
-            let unshared = field("key length")?;
-            let value_len = field("value length")?;
+            let (shared, unshared, value_len, key_at) = entry_header(entries, pos)?;
             if shared > key.len() || (is_restart && shared != 0) {
                 return Err(format!("bad shared key length at block offset {pos}"));
             }
-            let key_end = pos.checked_add(unshared).filter(|&e| e <= entries.len());
-            let value_end = key_end
-                .and_then(|k| k.checked_add(value_len))
-                .filter(|&e| e <= entries.len());
-            let (Some(key_end), Some(value_end)) = (key_end, value_end) else {
-                return Err(format!("entry overruns the block at offset {pos}"));
-            };
+            pos = key_at;
+            let key_end = key_at + unshared;
+            let value_end = key_end + value_len;
             key.truncate(shared);
             key.extend_from_slice(&entries[pos..key_end]);
             if let Some(prev_end) = block.key_ends.last() {

@@ -14,7 +14,6 @@
 //! reports a bad entry as an error, never a panic. `Block::decode` (used
 //! by `verify`) still checks everything, key order included.
 
-use crate::coding::get_varint32;
 use crate::types::compare_internal_keys;
 use bytes::Bytes;
 use std::cmp::Ordering;
@@ -77,39 +76,7 @@ impl DataBlock {
     /// The entry header at `at`: (shared, unshared, value length, where
     /// the key bytes start), each checked against the entries' end.
     fn header(&self, at: usize) -> Result<(usize, usize, usize, usize), String> {
-        let entries = &self.data[..self.restarts_at];
-        // Most entries have three one-byte lengths.
-        if let Some(&[a, b, c]) = entries
-            .get(at..at + 3)
-            .map(|h| <&[u8; 3]>::try_from(h).unwrap_or(&[0xff; 3]))
-        {
-            if (a | b | c) < 0x80 {
-                let (unshared, value_len) = (b as usize, c as usize);
-                if at + 3 + unshared + value_len <= entries.len() {
-                    return Ok((a as usize, unshared, value_len, at + 3));
-                }
-                return Err(format!("entry overruns the block at offset {at}"));
-            }
-        }
-        let mut pos = at;
-        let mut field = |what: &str| -> Result<usize, String> {
-            let (v, used) = entries
-                .get(pos..)
-                .and_then(get_varint32)
-                .ok_or_else(|| format!("bad {what} at block offset {pos}"))?;
-            pos += used;
-            Ok(v as usize)
-        };
-        let shared = field("shared length")?;
-        let unshared = field("key length")?;
-        let value_len = field("value length")?;
-        let end = pos
-            .checked_add(unshared)
-            .and_then(|k| k.checked_add(value_len));
-        if end.is_none_or(|e| e > entries.len()) {
-            return Err(format!("entry overruns the block at offset {at}"));
-        }
-        Ok((shared, unshared, value_len, pos))
+        super::block::entry_header(&self.data[..self.restarts_at], at)
     }
 
     /// The whole key stored at restart point `i`.
