@@ -135,7 +135,19 @@ fn missing_or_locked_database_gives_one_line_and_creates_nothing() {
 
     let d = tmp.path().join("db");
     make_db(&d);
-    let held = aidb::DB::open(&d).unwrap();
+    // The lock is a flock on an open file, and another test of this
+    // binary may be forking a child at the moment make_db closes it: the
+    // child shares the descriptor until its exec closes it, so the lock
+    // can outlive the close by that instant. Wait it out.
+    let start = std::time::Instant::now();
+    let held = loop {
+        match aidb::DB::open(&d) {
+            Err(aidb::Error::Locked { .. }) if start.elapsed().as_secs() < 5 => {
+                std::thread::sleep(std::time::Duration::from_millis(20))
+            }
+            other => break other.unwrap(),
+        }
+    };
     let out = aidb(&["get", p(&d), "apple"]);
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
