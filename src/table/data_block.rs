@@ -366,4 +366,22 @@ mod tests {
         c.seek(&ik("key013", 5));
         errors + usize::from(c.error().is_some())
     }
+
+    #[test]
+    fn a_block_whose_first_entry_is_not_a_restart_is_refused_by_both_readers() {
+        // Two entries, interval 1, then the restart array rewritten to
+        // list only the second entry: the decoder used to accept it (the
+        // first entry has shared = 0 anyway) while a cursor, starting at
+        // restart 0, would skip the first entry.
+        let (_, data) = build(2, 1);
+        let mut bad = data.to_vec();
+        let n = bad.len();
+        let second = u32::from_le_bytes(bad[n - 8..n - 4].try_into().unwrap());
+        bad.truncate(n - 12);
+        bad.extend_from_slice(&second.to_le_bytes());
+        bad.extend_from_slice(&1u32.to_le_bytes());
+        let bad = Bytes::from(bad);
+        assert!(Block::decode(bad.clone()).is_err());
+        assert!(DataBlock::new(bad).is_err());
+    }
 }
