@@ -60,6 +60,14 @@ pub struct ColumnFamilyOptions {
     pub max_bytes_for_level_base: u64,
     /// Growth factor between levels. Greater than 1. Default: 10.
     pub max_bytes_for_level_multiplier: f64,
+    /// Size levels from the bottom up, as RocksDB's option of this name
+    /// does: level 0 compacts straight into the highest level that needs
+    /// data (the last level while the family is small), and each level's
+    /// target is the one below divided by the multiplier, so that most
+    /// data is rewritten fewer times. Levels above that one stay empty.
+    /// Off: level 0 compacts into level 1, whose target is
+    /// `max_bytes_for_level_base`. Default: `false`.
+    pub level_compaction_dynamic_level_bytes: bool,
     /// Size at which compaction output is cut. Between 1 KiB and 1 GiB.
     /// Default: 64 MiB.
     pub target_file_size: u64,
@@ -105,6 +113,10 @@ impl std::fmt::Debug for ColumnFamilyOptions {
                 "max_bytes_for_level_multiplier",
                 &self.max_bytes_for_level_multiplier,
             )
+            .field(
+                "level_compaction_dynamic_level_bytes",
+                &self.level_compaction_dynamic_level_bytes,
+            )
             .field("target_file_size", &self.target_file_size)
             .field(
                 "merge_operator",
@@ -141,6 +153,7 @@ impl Default for ColumnFamilyOptions {
             level0_stop_writes_trigger: 36,
             max_bytes_for_level_base: 256 << 20,
             max_bytes_for_level_multiplier: 10.0,
+            level_compaction_dynamic_level_bytes: false,
             target_file_size: 64 << 20,
             merge_operator: None,
             compaction_filter: None,
@@ -317,6 +330,9 @@ impl ColumnFamilyOptions {
         if let Some(ttl) = self.ttl {
             field(16, &num(ttl.as_secs()));
         }
+        if self.level_compaction_dynamic_level_bytes {
+            field(17, &num(1));
+        }
         out
     }
 
@@ -366,6 +382,7 @@ impl ColumnFamilyOptions {
                     merge_operator = Some(name.to_string());
                 }
                 16 => o.ttl = Some(Duration::from_secs(num()?)),
+                17 => o.level_compaction_dynamic_level_bytes = num()? != 0,
                 _ => {} // a newer version's option: skipped
             }
         }
@@ -402,6 +419,7 @@ mod tests {
             compression: Compression::Snappy,
             compression_per_level: vec![Compression::None, Compression::Lz4],
             max_bytes_for_level_multiplier: 7.5,
+            level_compaction_dynamic_level_bytes: true,
             num_levels: 3,
             ..Default::default()
         };

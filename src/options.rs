@@ -111,6 +111,14 @@ pub struct Options {
     /// Each level's target is this many times the previous one's. Greater
     /// than 1. Default: 10.
     pub max_bytes_for_level_multiplier: f64,
+    /// Size levels from the bottom up, as RocksDB's option of this name
+    /// does: level 0 compacts straight into the highest level that needs
+    /// data (the last level while the family is small), and each level's
+    /// target is the one below divided by the multiplier, so that most
+    /// data is rewritten fewer times. Levels above that one stay empty.
+    /// Off: level 0 compacts into level 1, whose target is
+    /// `max_bytes_for_level_base`. Default: `false`.
+    pub level_compaction_dynamic_level_bytes: bool,
     /// Size at which compaction output is split into a new table file.
     /// Between 1 KiB and 1 GiB. Default: 64 MiB.
     pub target_file_size: u64,
@@ -184,6 +192,7 @@ impl Default for Options {
             level0_stop_writes_trigger: 36,
             max_bytes_for_level_base: 256 << 20,
             max_bytes_for_level_multiplier: 10.0,
+            level_compaction_dynamic_level_bytes: false,
             target_file_size: 64 << 20,
             max_background_jobs: 2,
             max_open_files: 1000,
@@ -232,6 +241,10 @@ impl std::fmt::Debug for Options {
             .field(
                 "max_bytes_for_level_multiplier",
                 &self.max_bytes_for_level_multiplier,
+            )
+            .field(
+                "level_compaction_dynamic_level_bytes",
+                &self.level_compaction_dynamic_level_bytes,
             )
             .field("target_file_size", &self.target_file_size)
             .field("max_background_jobs", &self.max_background_jobs)
@@ -287,6 +300,7 @@ impl Options {
             level0_stop_writes_trigger: self.level0_stop_writes_trigger,
             max_bytes_for_level_base: self.max_bytes_for_level_base,
             max_bytes_for_level_multiplier: self.max_bytes_for_level_multiplier,
+            level_compaction_dynamic_level_bytes: self.level_compaction_dynamic_level_bytes,
             target_file_size: self.target_file_size,
             merge_operator: self.merge_operator.clone(),
             compaction_filter: self.compaction_filter.clone(),

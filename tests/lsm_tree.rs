@@ -45,11 +45,41 @@ fn check_all(db: &DB, model: &BTreeMap<Vec<u8>, Vec<u8>>) {
 
 #[test]
 fn random_writes_flush_and_compact_into_levels() {
+    random_writes_into_levels(false);
+}
+
+/// The same with dynamic level sizing: the data ends up in the last
+/// levels, and every level between level 0 and the first one holding data
+/// is empty.
+#[test]
+fn random_writes_with_dynamic_level_sizes() {
+    let stats = random_writes_into_levels(true);
+    let first = (1..stats.levels.len())
+        .find(|&l| stats.levels[l].files > 0)
+        .expect("data below level 0");
+    assert!(first >= 4, "data reached level {first}: {stats:?}");
+    for l in &stats.levels[..first] {
+        assert_eq!(l.target_bytes, None, "{stats:?}");
+    }
+    assert!(stats.levels[first].target_bytes.is_some(), "{stats:?}");
+    let last = stats.levels.last().unwrap();
+    let total: u64 = stats.levels.iter().map(|l| l.bytes).sum();
+    assert!(
+        last.bytes * 2 > total,
+        "most data in the last level: {stats:?}"
+    );
+}
+
+fn random_writes_into_levels(dynamic: bool) -> aidb::DbStats {
     let dir = tempfile::tempdir().unwrap();
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     let mut model = BTreeMap::new();
-    {
-        let db = DB::open_with(tiny(dir.path())).unwrap();
+    let opts = |path: &Path| Options {
+        level_compaction_dynamic_level_bytes: dynamic,
+        ..tiny(path)
+    };
+    let stats = {
+        let db = DB::open_with(opts(dir.path())).unwrap();
         for n in 0..20_000u32 {
             let k = key(rng.gen_range(0..3000));
             if n % 10 == 0 {
@@ -75,9 +105,104 @@ fn random_writes_flush_and_compact_into_levels() {
             }
         }
         check_all(&db, &model);
-    }
-    let db = DB::open_with(tiny(dir.path())).unwrap();
+        stats
+    };
+    let db = DB::open_with(opts(dir.path())).unwrap();
     check_all(&db, &model);
+    // Reopened with the other sizing, data stays where it is and reads
+    // and compactions go on from there.
+    drop(db);
+    let db = DB::open_with(Options {
+        level_compaction_dynamic_level_bytes: !dynamic,
+        ..tiny(dir.path())
+    })
+    .unwrap();
+    for n in 0..5_000u32 {
+        let k = key(rng.gen_range(0..3000));
+        let v = format!("again-{n}").into_bytes();
+        db.put(&k, &v).unwrap();
+        model.insert(k, v);
+    }
+    db.wait_for_idle().unwrap();
+    check_all(&db, &model);
+    stats
+}
+
+/// Level-0 files that overlap neither one another nor the level they go
+/// to (sequential writes) move down without being rewritten, all at once.
+#[test]
+fn disjoint_level0_files_move_down_together() {
+    let dir = tempfile::tempdir().unwrap();
+    for dynamic in [false, true] {
+        let path = dir.path().join(format!("db-{dynamic}"));
+        let db = DB::open_with(Options {
+            level0_file_num_compaction_trigger: 4,
+            level_compaction_dynamic_level_bytes: dynamic,
+            ..Options::new(&path)
+        })
+        .unwrap();
+        for batch in 0..8u32 {
+            for i in 0..100 {
+                db.put(key(batch * 100 + i), b"v").unwrap();
+            }
+            db.flush().unwrap();
+        }
+        db.wait_for_idle().unwrap();
+        let stats = db.stats();
+        assert_eq!(stats.levels[0].files, 0, "{stats:?}");
+        assert_eq!(stats.compaction_bytes_written, 0, "{stats:?}");
+        assert_eq!(stats.trivial_moves, 2, "{stats:?}");
+        let base = if dynamic { 6 } else { 1 };
+        assert_eq!(stats.levels[base].files, 8, "{stats:?}");
+        assert_eq!(db.iter().count(), 800);
+        assert_eq!(db.get(key(437)).unwrap().as_deref(), Some(&b"v"[..]));
+    }
+    // Moved into the last level, a file holding a tombstone is rewritten
+    // there (the tombstone has nothing left to delete); the others are not.
+    let db = DB::open_with(Options {
+        level0_file_num_compaction_trigger: 4,
+        level_compaction_dynamic_level_bytes: true,
+        ..Options::new(dir.path().join("tombstone"))
+    })
+    .unwrap();
+    for batch in 0..4u32 {
+        for i in 0..100 {
+            db.put(key(batch * 100 + i), b"v").unwrap();
+        }
+        if batch == 2 {
+            db.delete(key(250)).unwrap();
+        }
+        db.flush().unwrap();
+    }
+    db.wait_for_idle().unwrap();
+    let stats = db.stats();
+    assert_eq!(stats.trivial_moves, 1, "{stats:?}");
+    assert_eq!(stats.compactions, 2, "the move and one rewrite: {stats:?}");
+    assert!(stats.compaction_bytes_written > 0, "{stats:?}");
+    assert_eq!(stats.levels[6].files, 4, "{stats:?}");
+    assert_eq!(db.get(key(250)).unwrap(), None);
+    assert_eq!(db.iter().count(), 399);
+    drop(db);
+
+    // Overlapping level-0 files are merged, not moved.
+    let db = DB::open_with(Options {
+        level0_file_num_compaction_trigger: 4,
+        ..Options::new(dir.path().join("overlap"))
+    })
+    .unwrap();
+    for round in 0..4u32 {
+        for i in 0..100 {
+            db.put(key(i * 4 + round), round.to_string()).unwrap();
+        }
+        db.put(key(0), round.to_string()).unwrap();
+        db.flush().unwrap();
+    }
+    db.wait_for_idle().unwrap();
+    let stats = db.stats();
+    assert_eq!(stats.trivial_moves, 0, "{stats:?}");
+    assert_eq!(stats.levels[0].files, 0, "{stats:?}");
+    assert_eq!(db.get(key(0)).unwrap().as_deref(), Some(&b"3"[..]));
+    assert_eq!(db.iter().count(), 400);
 }
 
 #[test]

@@ -66,6 +66,20 @@ proptest! {
     fn db_tiny_two_levels(ops in ops_strategy(200)) {
         run(Options { num_levels: 2, ..tiny(Compression::Lz4, 10) }, &ops)?;
     }
+
+    /// Dynamic level sizing: level 0 compacts straight into the deepest
+    /// level that needs data, past empty levels, and the base level moves
+    /// up as the data grows.
+    #[test]
+    fn db_tiny_dynamic_levels(ops in ops_strategy(200)) {
+        run(
+            Options {
+                level_compaction_dynamic_level_bytes: true,
+                ..tiny(Compression::Lz4, 10)
+            },
+            &ops,
+        )?;
+    }
 }
 
 /// Column families: the plain operations mixed with creating, dropping

@@ -1,14 +1,15 @@
 //! Leveled compaction: choosing what to compact (a pure function of the
 //! version and options) and doing it.
 //!
-//! Level 0 compacts into level 1 when it holds
-//! `level0_file_num_compaction_trigger` files; level `n >= 1` compacts into
-//! `n + 1` when it outgrows its target (`max_bytes_for_level_base` times
-//! `max_bytes_for_level_multiplier^(n-1)`). The level with the highest
-//! score (files or bytes over target) goes first. From level `n >= 1` one
-//! file is taken, round-robin through the key space; every file of the next
-//! level it overlaps joins it. A file that overlaps nothing below moves down
-//! without being rewritten.
+//! Level 0 compacts into the base level (level 1, or with dynamic level
+//! sizing the highest level that needs data; see [`super::shape`]) when it
+//! holds `level0_file_num_compaction_trigger` files; level `n >= 1`
+//! compacts into `n + 1` when it outgrows its target. The level with the
+//! highest score (files or bytes over target) goes first. From level
+//! `n >= 1` one file is taken, round-robin through the key space; every
+//! file of the next level it overlaps joins it. Files that overlap nothing
+//! in the output level (nor, from level 0, one another) move down without
+//! being rewritten.
 //!
 //! In the last level, an entry no reader can see an older version of has
 //! its sequence number set to 0 when it is written, so a last-level file
@@ -23,7 +24,7 @@ use super::family::Family;
 use super::filenames::table_path;
 use super::flush::failure_of;
 use super::rewrite::{self, Rules};
-use super::stats::level_targets;
+use super::shape::level_shape;
 use super::DbInner;
 use crate::cf_options::ColumnFamilyOptions;
 use crate::error::{IoContext, Result};
@@ -41,21 +42,43 @@ pub(crate) struct Compaction {
     pub(crate) inputs: Vec<Arc<LiveFile>>,
     /// Overlapping files of `out_level` (none when it is `level`).
     pub(crate) next: Vec<Arc<LiveFile>>,
-    /// `level + 1`, or `level` for a rewrite in place of last-level files.
+    /// `level + 1` (the base level from level 0), or `level` for a
+    /// rewrite in place of last-level files.
     pub(crate) out_level: usize,
+}
+
+impl Compaction {
+    /// Whether the inputs can move to `out_level` as they are: nothing
+    /// there overlaps them and they do not overlap one another (level-0
+    /// files may), so no key has two versions to merge.
+    pub(crate) fn is_move(&self, allow_move: bool) -> bool {
+        if !allow_move || !self.next.is_empty() || self.out_level <= self.level {
+            return false;
+        }
+        let mut spans: Vec<_> = self
+            .inputs
+            .iter()
+            .map(|f| (f.smallest_user_key(), f.largest_user_key()))
+            .collect();
+        spans.sort_unstable();
+        spans.windows(2).all(|w| w[0].1 < w[1].0)
+    }
 }
 
 /// The level most in need of compaction and its score, if any level's
 /// score is at least 1.
 pub(crate) fn most_urgent(opts: &ColumnFamilyOptions, version: &Version) -> Option<(usize, f64)> {
-    let targets = level_targets(opts);
+    let targets = level_shape(opts, version).targets;
     let mut best: Option<(usize, f64)> = None;
     for (level, files) in version.levels.iter().enumerate().take(opts.num_levels - 1) {
         let score = if level == 0 {
             files.len() as f64 / opts.level0_file_num_compaction_trigger as f64
         } else {
+            let Some(target) = targets[level] else {
+                continue; // an empty level above the base level
+            };
             let bytes: u64 = files.iter().map(|f| f.meta.size).sum();
-            bytes as f64 / targets[level].unwrap_or(u64::MAX) as f64
+            bytes as f64 / target as f64
         };
         if score >= 1.0 && best.is_none_or(|(_, s)| score > s) {
             best = Some((level, score));
@@ -119,6 +142,40 @@ pub(crate) fn next_ttl_expiry(opts: &ColumnFamilyOptions, version: &Version) -> 
         .min()
 }
 
+/// Adds to the family's settled files the last-level files
+/// [`bottom_garbage`] would offer that hold nothing a rewrite in place
+/// could drop: no tombstone of either kind, and not written by a compaction
+/// that kept versions for a snapshot (such output also holds entries whose
+/// sequence numbers it set to 0). Files moved down whole (sequential
+/// writes, ingested files) have sequence numbers but usually no garbage,
+/// and would otherwise all be rewritten once they reached the last level.
+/// Versions a flush kept for a snapshot in a file that later moved down
+/// whole are not detected (RocksDB counts only deletions too): the next
+/// compaction over them, or `compact_range`, drops them.
+///
+/// Looks at each file's properties once per open, in the background: the
+/// foreground check ([`bottom_garbage`]) stays free of I/O.
+fn settle_clean_bottom_files(inner: &DbInner, family: &Family, version: &Version, oldest: SeqNo) {
+    let last = &version.levels[family.opts.num_levels - 1];
+    while let Some(f) = bottom_garbage(family, version, oldest) {
+        let droppable = f.meta.smallest_seq == 0
+            || f.meta.range_deletions > 0
+            // Unreadable: let the rewrite meet the error and report it.
+            || inner
+                .table_cache
+                .get(&f.meta)
+                .map_or(true, |t| t.properties().tombstones > 0);
+        if droppable {
+            return;
+        }
+        let mut settled = family.settled_bottom.lock();
+        settled.insert(f.meta.number);
+        if settled.len() > 2 * last.len() + 16 {
+            settled.retain(|n| last.iter().any(|f| f.meta.number == *n));
+        }
+    }
+}
+
 /// Whether the family needs a compaction.
 pub(crate) fn wanted(family: &Family, version: &Version, oldest_visible: SeqNo, now: u64) -> bool {
     most_urgent(&family.opts, version).is_some()
@@ -145,36 +202,48 @@ pub(crate) fn pick(
         // Expired data must be rewritten (dropped), not moved.
         let (level, file) = ttl_expired(opts, version, now)?;
         let c = match level {
-            0 => with_next_level(version, 0, version.levels[0].clone()),
+            0 => from_level0(opts, version),
             l if l == last => in_place(last, vec![file]),
-            l => with_next_level(version, l, vec![file]),
+            l => with_next_level(version, l, l + 1, vec![file]),
         };
         return Some((c, false));
     };
+    if level == 0 {
+        return Some((from_level0(opts, version), true));
+    }
     let files = &version.levels[level];
-    let inputs: Vec<Arc<LiveFile>> = if level == 0 {
-        // Level-0 files overlap one another: all of them go, so that no
-        // older version of a key stays above a newer one.
-        files.clone()
-    } else {
-        let cursor = cursors.get(level).map(Vec::as_slice).unwrap_or(&[]);
-        let f = files
-            .iter()
-            .find(|f| f.smallest_user_key() > cursor)
-            .or_else(|| files.first())?;
-        vec![f.clone()]
-    };
-    Some((with_next_level(version, level, inputs), true))
+    let cursor = cursors.get(level).map(Vec::as_slice).unwrap_or(&[]);
+    let f = files
+        .iter()
+        .find(|f| f.smallest_user_key() > cursor)
+        .or_else(|| files.first())?;
+    Some((
+        with_next_level(version, level, level + 1, vec![f.clone()]),
+        true,
+    ))
 }
 
-fn with_next_level(version: &Version, level: usize, inputs: Vec<Arc<LiveFile>>) -> Compaction {
+/// Every level-0 file into the base level. Level-0 files overlap one
+/// another: all of them go, so that no older version of a key stays above
+/// a newer one.
+fn from_level0(opts: &ColumnFamilyOptions, version: &Version) -> Compaction {
+    let base = level_shape(opts, version).base;
+    with_next_level(version, 0, base, version.levels[0].clone())
+}
+
+fn with_next_level(
+    version: &Version,
+    level: usize,
+    out_level: usize,
+    inputs: Vec<Arc<LiveFile>>,
+) -> Compaction {
     let (lo, hi) = key_span(&inputs);
-    let next = overlapping(&version.levels[level + 1], &lo, &hi);
+    let next = overlapping(&version.levels[out_level], &lo, &hi);
     Compaction {
         level,
         inputs,
         next,
-        out_level: level + 1,
+        out_level,
     }
 }
 
@@ -220,6 +289,10 @@ pub(crate) fn run_one(inner: &DbInner) -> Result<bool> {
     let oldest = oldest_visible(inner);
     let now = ttl::now();
     let families = inner.family_list();
+    for f in &families {
+        let version = f.view.read().version.clone();
+        settle_clean_bottom_files(inner, f, &version, oldest);
+    }
     let scored = families
         .iter()
         .filter_map(|f| {
@@ -272,25 +345,24 @@ pub(crate) fn compact_range(inner: &DbInner, family: &Family, range: &KeyRange) 
     for level in 0..bottom {
         let version = family.view.read().version.clone();
         let files = &version.levels[level];
-        let inputs: Vec<Arc<LiveFile>> = if level == 0 {
+        let c = if level == 0 {
             // Level-0 files overlap: all go, or an older version of a key
             // could end up above a newer one.
-            if files.iter().any(|f| overlaps_range(f, range)) {
-                files.clone()
-            } else {
-                Vec::new()
+            if !files.iter().any(|f| overlaps_range(f, range)) {
+                continue;
             }
+            from_level0(&family.opts, &version)
         } else {
-            files
+            let inputs: Vec<Arc<LiveFile>> = files
                 .iter()
                 .filter(|f| overlaps_range(f, range))
                 .cloned()
-                .collect()
+                .collect();
+            if inputs.is_empty() {
+                continue;
+            }
+            with_next_level(&version, level, level + 1, inputs)
         };
-        if inputs.is_empty() {
-            continue;
-        }
-        let c = with_next_level(&version, level, inputs);
         execute(inner, family, &version, c, false)?;
     }
     if bottom == levels - 1 {
@@ -390,10 +462,9 @@ fn execute(
         edit.deleted_files.push((out_level as u32, f.meta.number));
     }
 
-    let trivial = allow_move && c.inputs.len() == 1 && c.next.is_empty() && out_level > c.level;
-    if trivial {
+    if c.is_move(allow_move) {
         edit.new_files
-            .push((out_level as u32, c.inputs[0].meta.clone()));
+            .extend(c.inputs.iter().map(|f| (out_level as u32, f.meta.clone())));
         family.stats.trivial_moves.fetch_add(1, Ordering::Relaxed);
     } else {
         let mut created = Vec::new();

@@ -288,7 +288,7 @@ impl CompactionJob {
         c: &super::compaction::Compaction,
         manual: bool,
     ) -> CompactionJob {
-        let trivial = !manual && c.inputs.len() == 1 && c.next.is_empty() && c.out_level > c.level;
+        let trivial = c.is_move(!manual);
         let reason = if manual {
             CompactionReason::Manual
         } else if c.out_level == c.level {

@@ -26,6 +26,7 @@ mod repair;
 mod replay;
 mod resolve;
 mod rewrite;
+mod shape;
 mod stats;
 mod table_cache;
 mod verify;

@@ -5,7 +5,7 @@
 
 use super::compaction::most_urgent;
 use super::family::Family;
-use super::stats::level_targets;
+use super::shape::level_shape;
 use super::DbInner;
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
@@ -67,7 +67,11 @@ pub(crate) fn property(inner: &DbInner, family: &Family, name: &str) -> Option<S
     let v = match name {
         "aidb.levelstats" => {
             let mut out = String::from("level files bytes target\n");
-            for ((i, l), target) in levels.iter().enumerate().zip(level_targets(&family.opts)) {
+            for ((i, l), target) in levels
+                .iter()
+                .enumerate()
+                .zip(level_shape(&family.opts, &view.version).targets)
+            {
                 let target = target.map_or("-".into(), |t| t.to_string());
                 let _ = writeln!(out, "{i} {} {} {target}", l.len(), level_bytes(l));
             }
@@ -154,7 +158,7 @@ pub(crate) fn property(inner: &DbInner, family: &Family, name: &str) -> Option<S
 /// counted again) at every level it passes through.
 fn pending_bytes(family: &Family, version: &crate::version::Version) -> u64 {
     let opts = &family.opts;
-    let targets = level_targets(opts);
+    let targets = level_shape(opts, version).targets;
     let sizes: Vec<u64> = version
         .levels
         .iter()
@@ -165,6 +169,12 @@ fn pending_bytes(family: &Family, version: &crate::version::Version) -> u64 {
     let mut carried = 0u64;
     for level in 0..last {
         let size = sizes[level] + carried;
+        if level > 0 && targets[level].is_none() {
+            // An empty level above the base level: level 0 compacts past
+            // it, so what is carried is not rewritten here.
+            carried = size;
+            continue;
+        }
         let excess = if level == 0 {
             if version.levels[0].len() >= opts.level0_file_num_compaction_trigger {
                 size

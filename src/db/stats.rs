@@ -56,7 +56,7 @@ pub struct DbStats {
     pub flushes: u64,
     /// Compactions completed (including trivial moves).
     pub compactions: u64,
-    /// Compactions that moved a file down a level without rewriting it.
+    /// Compactions that moved files down without rewriting them.
     pub trivial_moves: u64,
     /// Total time writers were stalled or slowed down waiting for
     /// background work.
@@ -86,24 +86,13 @@ pub struct DbStats {
     pub log_damage_skipped: u64,
 }
 
-/// Target size of each level: `None` for level 0 and the last level.
-pub(crate) fn level_targets(opts: &crate::ColumnFamilyOptions) -> Vec<Option<u64>> {
-    let mut targets = vec![None; opts.num_levels];
-    let mut target = opts.max_bytes_for_level_base as f64;
-    for t in targets.iter_mut().take(opts.num_levels - 1).skip(1) {
-        *t = Some(target as u64);
-        target *= opts.max_bytes_for_level_multiplier;
-    }
-    targets
-}
-
 /// The figures of `family`, with the database-wide ones.
 pub(crate) fn collect(inner: &DbInner, family: &Family) -> DbStats {
     let s = &inner.stats;
     let fs = &family.stats;
     let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
     let view = family.view.read().clone();
-    let targets = level_targets(&family.opts);
+    let targets = super::shape::level_shape(&family.opts, &view.version).targets;
     let levels = view
         .version
         .levels

@@ -281,6 +281,9 @@ fn draw_family(rng: &mut StdRng, num_levels: usize) -> ColumnFamilyOptions {
         merge_operator: None,
         compaction_filter: None,
         ttl: None,
+        // Drawn per cycle: a database reopened with the other sizing
+        // keeps its data where it is and compacts on from there.
+        level_compaction_dynamic_level_bytes: rng.gen_bool(0.5),
     }
 }
 
@@ -335,6 +338,7 @@ impl Params {
             level0_stop_writes_trigger: d.level0_stop_writes_trigger,
             max_bytes_for_level_base: d.max_bytes_for_level_base,
             max_bytes_for_level_multiplier: d.max_bytes_for_level_multiplier,
+            level_compaction_dynamic_level_bytes: d.level_compaction_dynamic_level_bytes,
             target_file_size: d.target_file_size,
             max_background_jobs: self.max_background_jobs,
             max_open_files: self.max_open_files,
