@@ -40,6 +40,9 @@ fn options(dir: &Path, s: &Settings) -> aidb::Options {
         block_size: 4096,
         compression,
         merge_operator: Some(std::sync::Arc::new(AddU64)),
+        // RocksDB's default since 8.4, which its side of the comparison
+        // runs with; AiDb's default stays LevelDB's static sizing.
+        level_compaction_dynamic_level_bytes: true,
         ..aidb::Options::new(dir)
     }
 }
@@ -48,7 +51,8 @@ pub fn open(dir: &Path, s: &Settings) -> Opened {
     let opts = options(dir, s);
     let settings = format!(
         "write_buffer_size={} cache_size={} block_size={} bloom_bits_per_key={} compression={:?} \
-         max_background_jobs={} level0_compaction/slowdown/stop={}/{}/{} wal=on",
+         max_background_jobs={} level0_compaction/slowdown/stop={}/{}/{} \
+         level_compaction_dynamic_level_bytes={} wal=on",
         opts.write_buffer_size,
         opts.cache_size,
         opts.block_size,
@@ -58,6 +62,7 @@ pub fn open(dir: &Path, s: &Settings) -> Opened {
         opts.level0_file_num_compaction_trigger,
         opts.level0_slowdown_writes_trigger,
         opts.level0_stop_writes_trigger,
+        opts.level_compaction_dynamic_level_bytes,
     );
     let db = aidb::DB::open_with(opts.clone()).expect("open aidb");
     Opened {
@@ -183,7 +188,6 @@ impl Engine for AiDb {
     fn counters(&self) -> Option<Counters> {
         let st = self.0.stats();
         Some(Counters {
-            user_bytes: st.user_bytes_written,
             table_bytes: st.bytes_flushed + st.compaction_bytes_written,
             stall: st.stall_time,
         })

@@ -12,8 +12,6 @@ use std::time::Duration;
 /// Engine-reported counters, where the engine exposes them.
 #[derive(Clone, Copy, Default)]
 pub struct Counters {
-    /// Bytes of user writes accepted (keys, values, batch framing).
-    pub user_bytes: u64,
     /// Bytes of table files written by flushes and compactions.
     pub table_bytes: u64,
     /// Time writers spent stalled or slowed down.

@@ -224,7 +224,6 @@ impl Engine for Rocks {
     fn counters(&self) -> Option<Counters> {
         let t = |ticker| self.opts.get_ticker_count(ticker);
         Some(Counters {
-            user_bytes: t(Ticker::BytesWritten),
             table_bytes: t(Ticker::FlushWriteBytes) + t(Ticker::CompactWriteBytes),
             stall: Duration::from_micros(t(Ticker::StallMicros)),
         })
