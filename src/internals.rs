@@ -55,6 +55,36 @@ pub fn table(data: &[u8]) {
     let _ = t.verify();
 }
 
+/// Reads `data` as a bloom filter block and probes it; then builds a
+/// filter over hashes taken from `data` and checks that every one of them
+/// passes it (a filter must never rule out a key it holds).
+pub fn bloom(data: &[u8]) {
+    let filter = crate::table::BloomFilter::parse(data);
+    for chunk in data.chunks(8).take(64) {
+        let mut h = [0u8; 8];
+        h[..chunk.len()].copy_from_slice(chunk);
+        let _ = filter.may_contain(u64::from_le_bytes(h));
+    }
+    let Some((&bits, rest)) = data.split_first() else {
+        return;
+    };
+    let hashes: Vec<u64> = rest
+        .chunks(8)
+        .take(4096)
+        .map(crate::table::bloom_hash)
+        .collect();
+    let built = crate::table::BloomFilter::parse(&crate::table::build_bloom(
+        &hashes,
+        u32::from(bits % 64) + 1,
+    ));
+    for &h in &hashes {
+        assert!(
+            built.may_contain(h),
+            "a built filter ruled out one of its keys"
+        );
+    }
+}
+
 /// Decodes `data` as one table block, and reads it in place with the
 /// cursor data blocks are read through. When the full decode accepts the
 /// block, the cursor must give the same entries both ways and find each

@@ -80,6 +80,9 @@ pub fn encode_internal_key(dst: &mut Vec<u8>, user_key: &[u8], seq: SeqNo, kind:
 /// and shared by every memtable and table consulted.
 pub struct LookupKey {
     ikey: Vec<u8>,
+    /// The user key's bloom filter hash, computed on first use: a lookup
+    /// that reaches several tables hashes the key once.
+    filter_hash: std::cell::Cell<Option<u64>>,
 }
 
 impl LookupKey {
@@ -87,7 +90,20 @@ impl LookupKey {
     pub fn new(user_key: &[u8], seq: SeqNo) -> LookupKey {
         let mut ikey = Vec::with_capacity(user_key.len() + TRAILER_LEN);
         encode_internal_key(&mut ikey, user_key, seq, ValueKind::SEEK);
-        LookupKey { ikey }
+        LookupKey {
+            ikey,
+            filter_hash: std::cell::Cell::new(None),
+        }
+    }
+
+    /// The user key's bloom filter hash.
+    pub(crate) fn filter_hash(&self) -> u64 {
+        if let Some(h) = self.filter_hash.get() {
+            return h;
+        }
+        let h = crate::table::bloom_hash(self.user_key());
+        self.filter_hash.set(Some(h));
+        h
     }
 
     /// The encoded internal key.

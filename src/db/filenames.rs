@@ -6,6 +6,9 @@ use std::path::{Path, PathBuf};
 pub(crate) const LOCK: &str = "LOCK";
 /// Name of the identity file whose presence marks a database directory.
 pub(crate) const IDENTITY: &str = "IDENTITY";
+/// What `IDENTITY` says: the database format it was created with (the
+/// log format version; docs/format.md).
+pub(crate) const IDENTITY_TEXT: &[u8] = b"AiDb database\nformat 4\n";
 
 /// The kinds of file AiDb keeps, parsed from a directory listing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,6 +67,12 @@ pub(crate) fn parse(name: &str) -> Option<FileType> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn identity_names_the_current_format() {
+        let want = format!("AiDb database\nformat {}\n", crate::wal::LOG_FORMAT_VERSION);
+        assert_eq!(IDENTITY_TEXT, want.as_bytes());
+    }
 
     #[test]
     fn names_round_trip() {

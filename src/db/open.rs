@@ -486,7 +486,7 @@ fn make_deleter(
 pub(crate) fn write_identity(fs: &dyn FileSystem, dir: &Path) -> Result<()> {
     let path = dir.join(IDENTITY);
     let mut f = fs.create(&path).ctx(&path)?;
-    f.append(b"AiDb database\nformat 3\n").ctx(&path)?;
+    f.append(filenames::IDENTITY_TEXT).ctx(&path)?;
     f.sync().ctx(&path)?;
     fs.sync_dir(dir).ctx(dir)
 }

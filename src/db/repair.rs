@@ -416,7 +416,7 @@ fn rebuild_manifest(
     if !fs.list(dir).ctx(dir)?.iter().any(|n| n == IDENTITY) {
         let path = dir.join(IDENTITY);
         let mut f = fs.create(&path).ctx(&path)?;
-        f.append(b"AiDb database\nformat 3\n").ctx(&path)?;
+        f.append(super::filenames::IDENTITY_TEXT).ctx(&path)?;
         f.sync().ctx(&path)?;
     }
     fs.sync_dir(dir).ctx(dir)

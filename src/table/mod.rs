@@ -24,6 +24,9 @@ mod reader;
 pub(crate) use block::Block;
 #[cfg(any(test, feature = "internals"))]
 pub(crate) use block::BlockBuilder;
+pub(crate) use bloom::key_hash as bloom_hash;
+#[cfg(feature = "internals")]
+pub(crate) use bloom::{build as build_bloom, Filter as BloomFilter};
 pub(crate) use builder::{TableBuildOptions, TableBuilder};
 #[cfg(feature = "internals")]
 pub(crate) use data_block::BlockCursor;

@@ -35,7 +35,7 @@ pub(crate) struct Table {
     index: Block,
     /// The data block handles, decoded from the index once.
     handles: Vec<BlockHandle>,
-    filter: Option<Vec<u8>>,
+    filter: Option<bloom::Filter>,
     props: TableProperties,
     bloom_stats: Arc<BloomStats>,
     footer: Footer,
@@ -90,7 +90,7 @@ impl Table {
         let filter = if footer.filter.size == 0 {
             None
         } else {
-            Some(read(footer.filter)?)
+            Some(bloom::Filter::parse(&read(footer.filter)?))
         };
         let props_raw = read(footer.properties)?;
         let mut props = TableProperties::decode(&props_raw, len).ok_or_else(|| {
@@ -162,14 +162,6 @@ impl Table {
         &self.props
     }
 
-    /// Whether the bloom filter allows `user_key` (always true without a
-    /// filter).
-    pub(crate) fn may_contain(&self, user_key: &[u8]) -> bool {
-        self.filter
-            .as_ref()
-            .is_none_or(|f| bloom::may_contain(f, bloom::key_hash(user_key)))
-    }
-
     /// The newest entry for `user_key` with sequence number `<= seq`,
     /// tombstones included.
     #[cfg(any(test, feature = "internals"))]
@@ -188,9 +180,9 @@ impl Table {
         key: &crate::types::LookupKey,
     ) -> Result<Option<(SeqNo, ValueKind, Bytes)>> {
         let user_key = key.user_key();
-        if self.filter.is_some() {
+        if let Some(filter) = &self.filter {
             self.bloom_stats.checks.add(1);
-            if !self.may_contain(user_key) {
+            if !filter.may_contain(key.filter_hash()) {
                 self.bloom_stats.useful.add(1);
                 return Ok(None);
             }

@@ -39,8 +39,10 @@ pub(crate) const LOG_MAGIC: [u8; 8] = *b"AIDBLOG\0";
 /// contents older readers do not know: batch records naming a family, and
 /// family fields in version edits; the framing is unchanged. Version 3
 /// (range deletes and merges) added batch operations 2 and 3 and the
-/// new-file record tag 12.
-pub(crate) const LOG_FORMAT_VERSION: u32 = 3;
+/// new-file record tag 12. Version 4 changed no log or MANIFEST record:
+/// it marks databases whose tables may hold cache-local bloom filters,
+/// which code of version 3 reads as "may contain" (correct, unfiltered).
+pub(crate) const LOG_FORMAT_VERSION: u32 = 4;
 /// The oldest version this code still reads.
 pub(crate) const OLDEST_LOG_FORMAT_VERSION: u32 = 1;
 /// Length of the header record's payload.
