@@ -481,3 +481,59 @@ fn verify_during_writes_flushes_and_compactions_finds_nothing() {
     writer.join().unwrap();
     assert!(runs > 10);
 }
+
+/// Table files this process holds open in `dir`, and how many of those
+/// were deleted (an open handle keeps a deleted file's space in use).
+fn open_tables(dir: &Path) -> (usize, usize) {
+    let (mut open, mut deleted) = (0, 0);
+    for fd in std::fs::read_dir("/proc/self/fd").unwrap().flatten() {
+        let Ok(target) = std::fs::read_link(fd.path()) else {
+            continue;
+        };
+        let name = target.to_string_lossy();
+        if target.starts_with(dir) && name.contains(".sst") {
+            open += 1;
+            if name.ends_with(" (deleted)") {
+                deleted += 1;
+            }
+        }
+    }
+    (open, deleted)
+}
+
+/// `max_open_files` bounds the table files open at once, counting those
+/// kept open with their live files for lock-free lookups; and a table
+/// compacted away is closed once no reader needs it.
+#[test]
+fn open_tables_stay_within_max_open_files_and_close_when_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().canonicalize().unwrap();
+    let db = DB::open_with(Options {
+        max_open_files: 16,
+        ..tiny(&path)
+    })
+    .unwrap();
+    let value = [b'v'; 100];
+    for i in 0..4000 {
+        db.put(key(i), value).unwrap();
+    }
+    db.wait_for_idle().unwrap();
+    let files = db.stats().levels.iter().map(|l| l.files).sum::<usize>();
+    assert!(files > 40, "{files} tables");
+    for _ in 0..2 {
+        for i in (0..4000).step_by(7) {
+            assert_eq!(db.get(key(i)).unwrap().as_deref(), Some(&value[..]));
+        }
+        assert_eq!(db.iter().count(), 4000);
+        let (open, _) = open_tables(&path);
+        assert!((1..=16).contains(&open), "{open} tables open");
+    }
+    for i in 0..4000 {
+        db.put(key(i), b"new").unwrap();
+    }
+    db.compact_range(..).unwrap();
+    db.wait_for_idle().unwrap();
+    assert_eq!(db.get(key(5)).unwrap().as_deref(), Some(&b"new"[..]));
+    let (open, deleted) = open_tables(&path);
+    assert_eq!(deleted, 0, "{open} tables open, {deleted} of them deleted");
+}

@@ -163,7 +163,7 @@ fn settle_clean_bottom_files(inner: &DbInner, family: &Family, version: &Version
             // Unreadable: let the rewrite meet the error and report it.
             || inner
                 .table_cache
-                .get(&f.meta)
+                .get(&f)
                 .map_or(true, |t| t.properties().tombstones > 0);
         if droppable {
             return;

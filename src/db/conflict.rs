@@ -170,7 +170,7 @@ pub(crate) fn changed_since(
             if file.meta.largest_seq <= since {
                 continue;
             }
-            let table = inner.table_cache.get(&file.meta)?;
+            let table = inner.table_cache.get_ref(file)?;
             if table.max_covering(key, MAX_SEQNO) > since {
                 return Ok(true);
             }

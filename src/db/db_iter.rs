@@ -94,7 +94,7 @@ impl DbRawIterator {
         // sorted and disjoint: one concatenating child per level, which
         // opens a file only when the cursor reaches it.
         for file in &view.version.levels[0] {
-            match inner.table_cache.get(&file.meta) {
+            match inner.table_cache.get(file) {
                 Ok(table) => {
                     tombstones.extend(table.range_deletions().tombstones());
                     children.push(Box::new(table.iter()));
@@ -108,7 +108,7 @@ impl DbRawIterator {
         for files in view.version.levels.iter().skip(1).filter(|f| !f.is_empty()) {
             // Only files that hold range tombstones are opened up front.
             for file in files.iter().filter(|f| f.meta.range_deletions > 0) {
-                match inner.table_cache.get(&file.meta) {
+                match inner.table_cache.get(file) {
                     Ok(table) => tombstones.extend(table.range_deletions().tombstones()),
                     Err(e) => error = error.or(Some(e)),
                 }

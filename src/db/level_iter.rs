@@ -35,7 +35,7 @@ impl LevelIterator {
     fn open(&mut self, i: usize) -> Option<&mut TableIterator> {
         self.current = None;
         let file = self.files.get(i)?;
-        match self.cache.get(&file.meta) {
+        match self.cache.get(file) {
             Ok(table) => {
                 self.current = Some((i, table.iter()));
                 self.current.as_mut().map(|(_, it)| it)

@@ -120,7 +120,7 @@ pub(crate) fn property(inner: &DbInner, family: &Family, name: &str) -> Option<S
                 // Opening a table reads only its index, filter and
                 // properties; one that fails to open counts nothing here
                 // (reads and `verify` report it).
-                if let Ok(t) = inner.table_cache.get(&f.meta) {
+                if let Ok(t) = inner.table_cache.get(f) {
                     let p = t.properties();
                     keys += p.entries as i64 - 2 * p.tombstones as i64;
                 }

@@ -39,7 +39,7 @@ pub(crate) fn get(
     let version = &view.version;
     for level in 0..version.levels.len() {
         for file in version.files_for_key(level, key) {
-            let table = inner.table_cache.get(&file.meta)?;
+            let table = inner.table_cache.get_ref(file)?;
             fold.covered_below = fold.covered_below.max(table.max_covering(key, seq));
             if let Some((eseq, kind, value)) = table.lookup(&lookup)? {
                 if let Some(v) = feed_source(&r, &mut fold, key, (eseq, kind, &value), || {

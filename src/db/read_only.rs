@@ -179,7 +179,7 @@ fn load_following(opts: &Options, tables: &TableCache) -> Result<State> {
         let state = load(opts)?;
         for l in &state.families {
             for file in l.version.levels.iter().flatten() {
-                tables.get(&file.meta)?;
+                tables.get(file)?;
             }
         }
         Ok(state)

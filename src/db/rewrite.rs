@@ -70,7 +70,7 @@ pub(crate) fn merge_files(
     let mut children: Vec<Box<dyn InternalIterator>> = Vec::new();
     let mut tombstones: Vec<RangeTombstone> = Vec::new();
     for f in c.inputs.iter().chain(&c.next) {
-        let table = inner.table_cache.get(&f.meta)?;
+        let table = inner.table_cache.get(f)?;
         tombstones.extend(table.range_deletions().tombstones());
         children.push(Box::new(table.iter()));
     }

@@ -1,4 +1,13 @@
 //! Open table files, shared by all readers, bounded by `max_open_files`.
+//!
+//! Up to half of that budget is *pinned*: a table opened while the budget
+//! allows stays with its live file (`LiveFile::pin`) until the file leaves
+//! every version, and lookups reach it without this cache's lock and
+//! without touching shared reference counts (with two readers, those
+//! cache lines bounced between cores on every table a lookup consulted).
+//! The rest are kept in a map and evicted least recently used first; the
+//! map shrinks by the number pinned, so no more than `max_open_files`
+//! tables are open at once.
 
 use super::filenames::table_path;
 use crate::block_cache::BlockCache;
@@ -6,12 +15,39 @@ use crate::counter::StripedCounter;
 use crate::error::{Error, IoContext, Result};
 use crate::fs::FileSystem;
 use crate::int_hash::IntMap;
-use crate::table::{BloomStats, Table};
-use crate::version::FileMeta;
+use crate::table::{BloomStats, Table, TableIterator};
+use crate::version::{FileMeta, LiveFile};
 use parking_lot::RwLock;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+
+/// A table from [`TableCache::get_ref`]: borrowed from its live file when
+/// pinned there, else a handle of its own.
+pub(crate) enum TableRef<'a> {
+    Pinned(&'a Arc<Table>),
+    Shared(Arc<Table>),
+}
+
+impl TableRef<'_> {
+    /// An iterator over the table (which keeps it open).
+    pub(crate) fn iter(&self) -> TableIterator {
+        match self {
+            TableRef::Pinned(t) => t.iter(),
+            TableRef::Shared(t) => t.iter(),
+        }
+    }
+}
+
+impl std::ops::Deref for TableRef<'_> {
+    type Target = Table;
+    fn deref(&self) -> &Table {
+        match self {
+            TableRef::Pinned(t) => t,
+            TableRef::Shared(t) => t,
+        }
+    }
+}
 
 /// An open table and the tick it was last used at (for eviction).
 struct OpenTable {
@@ -28,6 +64,8 @@ pub(crate) struct TableCache {
     /// Open tables. Lookups take the read lock only, so readers of open
     /// tables never serialise; opening and evicting take the write lock.
     open: RwLock<IntMap<u64, OpenTable>>,
+    /// Tables pinned to live files (never more than half of `capacity`).
+    pinned: Arc<AtomicUsize>,
     tick: AtomicU64,
     /// Lookups that found their table open, and ones that opened it
     /// (reading its index and filter blocks): see `Statistics`.
@@ -49,15 +87,47 @@ impl TableCache {
             capacity,
             bloom_stats: Arc::default(),
             open: RwLock::new(IntMap::default()),
+            pinned: Arc::default(),
             tick: AtomicU64::new(0),
             hits: StripedCounter::default(),
             misses: StripedCounter::default(),
         }
     }
 
-    /// The open table for `meta`, opening it if needed. A table evicted
+    /// The open table of `file`, opening it if needed. A table evicted
     /// here stays usable by whoever still holds it.
-    pub(crate) fn get(&self, meta: &FileMeta) -> Result<Arc<Table>> {
+    pub(crate) fn get(&self, file: &LiveFile) -> Result<Arc<Table>> {
+        Ok(match self.get_ref(file)? {
+            TableRef::Pinned(t) => t.clone(),
+            TableRef::Shared(t) => t,
+        })
+    }
+
+    /// As [`get`](Self::get), borrowing a pinned table instead of cloning
+    /// the handle: for point lookups, which use it only briefly.
+    pub(crate) fn get_ref<'a>(&self, file: &'a LiveFile) -> Result<TableRef<'a>> {
+        if let Some(t) = file.pinned_table() {
+            self.hits.add(1);
+            return Ok(TableRef::Pinned(t));
+        }
+        let table = self.get_shared(&file.meta)?;
+        let half = self.capacity / 2;
+        let room = self
+            .pinned
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < half).then_some(n + 1)
+            })
+            .is_ok();
+        if room {
+            // From now on the file holds the table: the map needs no copy.
+            file.pin(table.clone(), self.pinned.clone());
+            self.open.write().remove(&file.meta.number);
+        }
+        Ok(TableRef::Shared(table))
+    }
+
+    /// The table for `meta` from the map, opening it if needed.
+    fn get_shared(&self, meta: &FileMeta) -> Result<Arc<Table>> {
         // A coarse clock: it advances when tables are opened, which is all
         // eviction order needs, and costs a hit no shared write.
         let now = self.tick.load(Ordering::Relaxed);
@@ -102,7 +172,7 @@ impl TableCache {
         }
         let now = self.tick.fetch_add(1, Ordering::Relaxed) + 1;
         let mut map = self.open.write();
-        if map.len() >= self.capacity {
+        while !map.is_empty() && map.len() + self.pinned.load(Ordering::Relaxed) >= self.capacity {
             let victim = map
                 .iter()
                 .min_by_key(|(_, t)| t.last_used.load(Ordering::Relaxed))

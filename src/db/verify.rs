@@ -45,7 +45,7 @@ pub(crate) fn verify(inner: &DbInner) -> Vec<Error> {
     for family in inner.family_list() {
         let version = family.view.read().version.clone();
         for file in version.levels.iter().flatten() {
-            match inner.table_cache.get(&file.meta) {
+            match inner.table_cache.get(file) {
                 Ok(table) => errors.extend(table.verify()),
                 Err(e) => errors.push(e),
             }

@@ -17,8 +17,8 @@ pub(crate) use set::{
 
 use crate::types::{compare_internal_keys, user_key};
 use std::cmp::Ordering;
-use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering as AtomicOrdering};
+use std::sync::{Arc, OnceLock};
 
 /// Called with a file number when a removed file is no longer referenced.
 pub(crate) type Deleter = Arc<dyn Fn(u64) + Send + Sync>;
@@ -28,6 +28,23 @@ pub(crate) struct LiveFile {
     pub(crate) meta: FileMeta,
     obsolete: AtomicBool,
     deleter: Deleter,
+    /// The file's open table, kept here (when the table cache's budget
+    /// allows) for as long as the file is part of some version, so that a
+    /// lookup reaches it without the cache's lock and reference counts.
+    pinned: OnceLock<Pinned>,
+}
+
+/// A table kept open with its file, counted in its table cache's pinned
+/// tables until the file goes.
+struct Pinned {
+    table: Arc<crate::table::Table>,
+    count: Arc<AtomicUsize>,
+}
+
+impl Drop for Pinned {
+    fn drop(&mut self) {
+        self.count.fetch_sub(1, AtomicOrdering::Relaxed);
+    }
 }
 
 impl LiveFile {
@@ -36,7 +53,20 @@ impl LiveFile {
             meta,
             obsolete: AtomicBool::new(false),
             deleter,
+            pinned: OnceLock::new(),
         })
+    }
+
+    /// The table pinned to this file, if any.
+    pub(crate) fn pinned_table(&self) -> Option<&Arc<crate::table::Table>> {
+        self.pinned.get().map(|p| &p.table)
+    }
+
+    /// Pins `table` to this file. `count`, already incremented for it, is
+    /// decremented when the file goes, or at once if another thread pinned
+    /// a table first.
+    pub(crate) fn pin(&self, table: Arc<crate::table::Table>, count: Arc<AtomicUsize>) {
+        let _ = self.pinned.set(Pinned { table, count });
     }
 
     /// The smallest user key in the file.
