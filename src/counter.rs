@@ -8,19 +8,25 @@ const STRIPES: usize = 16;
 #[derive(Default)]
 struct Stripe(AtomicU64);
 
-/// Sum of per-stripe counters; each thread adds to the stripe its id hashes
-/// to, so concurrent readers on the hot path do not contend.
+/// Sum of per-stripe counters, so concurrent readers on the hot path do
+/// not contend. The first threads of the process to count each own a
+/// stripe (the same one in every counter) and bump it with a plain load
+/// and store: no other thread writes it, and an atomic read-modify-write
+/// (a locked instruction, which waits for the store buffer to drain) was
+/// two fifths of a table lookup that a bloom filter ruled out. Threads
+/// after those share the last stripe and add atomically.
 #[derive(Default)]
 pub(crate) struct StripedCounter {
     stripes: [Stripe; STRIPES],
 }
 
+/// The stripe shared by threads that own none.
+const SHARED: usize = STRIPES - 1;
+
 thread_local! {
     static STRIPE: usize = {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        std::thread::current().id().hash(&mut h);
-        (h.finish() as usize) % STRIPES
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        NEXT.fetch_add(1, Ordering::Relaxed).min(SHARED)
     };
 }
 
@@ -33,7 +39,14 @@ pub(crate) fn stripe_index() -> usize {
 impl StripedCounter {
     pub(crate) fn add(&self, n: u64) {
         let i = stripe_index();
-        self.stripes[i].0.fetch_add(n, Ordering::Relaxed);
+        let stripe = &self.stripes[i].0;
+        if i == SHARED {
+            stripe.fetch_add(n, Ordering::Relaxed);
+        } else {
+            // Only this thread writes its stripe: readers see the old sum
+            // or the new one, and no addition is lost.
+            stripe.store(stripe.load(Ordering::Relaxed) + n, Ordering::Relaxed);
+        }
     }
 
     pub(crate) fn get(&self) -> u64 {
@@ -58,15 +71,16 @@ mod tests {
     #[test]
     fn sums_across_threads() {
         let c = Arc::new(StripedCounter::default());
-        let hs: Vec<_> = (0..8)
+        // More threads than stripes: some own one, the rest share.
+        let hs: Vec<_> = (0..40)
             .map(|_| {
                 let c = c.clone();
-                std::thread::spawn(move || (0..1000).for_each(|_| c.add(1)))
+                std::thread::spawn(move || (0..10_000).for_each(|_| c.add(1)))
             })
             .collect();
         for h in hs {
             h.join().unwrap();
         }
-        assert_eq!(c.get(), 8000);
+        assert_eq!(c.get(), 400_000);
     }
 }
