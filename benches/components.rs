@@ -116,6 +116,15 @@ fn block(c: &mut Criterion) {
             black_box(raw.seek(&entries[i].0, &mut key_buf))
         })
     });
+    // Every entry of the block, in order and in reverse (a reverse step
+    // cannot decode backwards: keys are prefix-compressed forwards).
+    g.throughput(Throughput::Elements(entries.len() as u64));
+    g.bench_function("cursor_walk_40", |b| {
+        b.iter(|| black_box(raw.walk(false, &mut key_buf)))
+    });
+    g.bench_function("cursor_walk_back_40", |b| {
+        b.iter(|| black_box(raw.walk(true, &mut key_buf)))
+    });
     g.finish();
 }
 

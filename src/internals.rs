@@ -330,6 +330,28 @@ impl DataBlock {
         *key_buf = c.into_key_buf();
         found
     }
+
+    /// Walks a cursor over every entry, backwards when `reverse`; returns
+    /// the bytes of keys and values seen.
+    pub fn walk(&self, reverse: bool, key_buf: &mut Vec<u8>) -> usize {
+        let mut c = crate::table::BlockCursor::new(self.0.clone(), std::mem::take(key_buf));
+        let mut bytes = 0;
+        if reverse {
+            c.seek_to_last();
+        } else {
+            c.seek_to_first();
+        }
+        while c.valid() {
+            bytes += c.key().len() + c.value().len();
+            if reverse {
+                c.prev();
+            } else {
+                c.next();
+            }
+        }
+        *key_buf = c.into_key_buf();
+        bytes
+    }
 }
 
 /// An in-memory table with a block cache, for benchmarks.

@@ -106,6 +106,22 @@ pub(crate) struct BlockCursor {
     key: Vec<u8>,
     value: (usize, usize),
     error: Option<String>,
+    /// Entries of the current restart interval before the current one,
+    /// recorded while scanning forward to step back: each further `prev`
+    /// in the interval pops one instead of scanning it again (the scan is
+    /// the only way back, since keys are prefix-compressed forwards).
+    behind: Vec<Behind>,
+    /// Their keys, one after another.
+    behind_keys: Vec<u8>,
+}
+
+/// An entry recorded by [`BlockCursor::prev`]'s forward scan.
+struct Behind {
+    current: usize,
+    next: usize,
+    restart_index: usize,
+    key_start: usize,
+    value: (usize, usize),
 }
 
 impl BlockCursor {
@@ -123,6 +139,8 @@ impl BlockCursor {
             key: key_buf,
             value: (0, 0),
             error: None,
+            behind: Vec::new(),
+            behind_keys: Vec::new(),
         }
     }
 
@@ -213,8 +231,25 @@ impl BlockCursor {
 
     pub(crate) fn seek_to_last(&mut self) {
         self.error = None;
-        self.go_to_restart(self.block.restarts - 1);
-        while self.parse_next() && self.next < self.block.restarts_at {}
+        self.scan_interval_to(self.block.restarts - 1, self.block.restarts_at);
+    }
+
+    /// Scans restart interval `restart` up to the entry that ends at
+    /// `end`, and stays there, recording the entries before it.
+    fn scan_interval_to(&mut self, restart: usize, end: usize) {
+        self.behind.clear();
+        self.behind_keys.clear();
+        self.go_to_restart(restart);
+        while self.parse_next() && self.next < end {
+            self.behind.push(Behind {
+                current: self.current,
+                next: self.next,
+                restart_index: self.restart_index,
+                key_start: self.behind_keys.len(),
+                value: self.value,
+            });
+            self.behind_keys.extend_from_slice(&self.key);
+        }
     }
 
     pub(crate) fn next(&mut self) {
@@ -228,17 +263,32 @@ impl BlockCursor {
             return;
         }
         let original = self.current;
+        // Entries are contiguous: a recorded entry that ends where the
+        // current one starts is the one before it, whatever moved the
+        // cursor in between.
+        if self.behind.last().is_some_and(|b| b.next == original) {
+            let b = self.behind.pop().expect("checked");
+            self.key.clear();
+            self.key.extend_from_slice(&self.behind_keys[b.key_start..]);
+            self.behind_keys.truncate(b.key_start);
+            self.current = b.current;
+            self.next = b.next;
+            self.value = b.value;
+            self.restart_index = b.restart_index;
+            self.next_restart = self.block.restart_or_end(b.restart_index + 1);
+            return;
+        }
         // Back to the last restart point before the current entry, then
         // forward to the entry just before it.
-        while self.block.restart(self.restart_index) >= original {
-            if self.restart_index == 0 {
+        let mut restart = self.restart_index;
+        while self.block.restart(restart) >= original {
+            if restart == 0 {
                 self.invalidate();
                 return;
             }
-            self.restart_index -= 1;
+            restart -= 1;
         }
-        self.go_to_restart(self.restart_index);
-        while self.parse_next() && self.next < original {}
+        self.scan_interval_to(restart, original);
     }
 
     /// Moves to the first entry whose internal key is `>= target`.
@@ -322,6 +372,60 @@ mod tests {
                         assert_eq!(c.key(), decoded.key(want), "seek {i}");
                         assert_eq!(c.value_bytes(), decoded.value(want));
                     }
+                }
+            }
+        }
+    }
+
+    /// Random walks mixing next, prev and seeks: stepping back through
+    /// recorded entries must land where a fresh scan would, whatever moved
+    /// the cursor since they were recorded.
+    #[test]
+    fn random_walks_agree_with_the_entry_list() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        for interval in [1, 3, 16] {
+            let n = 40;
+            let (keys, data) = build(n, interval);
+            let mut c = cursor(&data);
+            let mut at: Option<usize> = None;
+            for step in 0..4000 {
+                match rng.gen_range(0..10) {
+                    0 => {
+                        c.seek_to_last();
+                        at = Some(n - 1);
+                    }
+                    1 => {
+                        let i = rng.gen_range(0..n);
+                        c.seek(&keys[i]);
+                        at = Some(i);
+                    }
+                    2..=4 => {
+                        if at.is_none() {
+                            continue;
+                        }
+                        c.next();
+                        at = at.and_then(|i| (i + 1 < n).then_some(i + 1));
+                    }
+                    _ => {
+                        if at.is_none() {
+                            continue;
+                        }
+                        c.prev();
+                        at = at.and_then(|i| i.checked_sub(1));
+                    }
+                }
+                match at {
+                    Some(i) => {
+                        assert!(c.valid(), "interval {interval} step {step}");
+                        assert_eq!(
+                            c.key(),
+                            keys[i].as_slice(),
+                            "interval {interval} step {step}"
+                        );
+                        assert_eq!(c.value(), format!("v{i}").as_bytes());
+                    }
+                    None => assert!(!c.valid(), "interval {interval} step {step}"),
                 }
             }
         }
