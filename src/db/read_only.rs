@@ -204,12 +204,12 @@ fn open_follower(opts: Options, secondary: bool) -> Result<Arc<DbInner>> {
         return Err(Error::NotFound { path: dir });
     }
     let block_cache = (opts.cache_size > 0).then(|| Arc::new(BlockCache::new(opts.cache_size)));
-    let table_cache = Arc::new(TableCache::new(
-        fs.clone(),
-        &dir,
-        block_cache,
-        opts.max_open_files,
-    ));
+    let table_cache = TableCache::new(fs.clone(), &dir, block_cache, opts.max_open_files);
+    let table_cache = Arc::new(if secondary {
+        table_cache.without_pinning()
+    } else {
+        table_cache
+    });
     let state = if secondary {
         load_following(&opts, &table_cache)?
     } else {

@@ -7,7 +7,9 @@
 //! cache lines bounced between cores on every table a lookup consulted).
 //! The rest are kept in a map and evicted least recently used first; the
 //! map shrinks by the number pinned, so no more than `max_open_files`
-//! tables are open at once.
+//! tables are open at once. A secondary instance pins nothing: each
+//! catch-up builds new live files for the same tables, which would open
+//! them again instead of finding them in the map.
 
 use super::filenames::table_path;
 use crate::block_cache::BlockCache;
@@ -64,8 +66,9 @@ pub(crate) struct TableCache {
     /// Open tables. Lookups take the read lock only, so readers of open
     /// tables never serialise; opening and evicting take the write lock.
     open: RwLock<IntMap<u64, OpenTable>>,
-    /// Tables pinned to live files (never more than half of `capacity`).
+    /// Tables pinned to live files (never more than `pin_budget`).
     pinned: Arc<AtomicUsize>,
+    pin_budget: usize,
     tick: AtomicU64,
     /// Lookups that found their table open, and ones that opened it
     /// (reading its index and filter blocks): see `Statistics`.
@@ -88,6 +91,7 @@ impl TableCache {
             bloom_stats: Arc::default(),
             open: RwLock::new(IntMap::default()),
             pinned: Arc::default(),
+            pin_budget: capacity / 2,
             tick: AtomicU64::new(0),
             hits: StripedCounter::default(),
             misses: StripedCounter::default(),
@@ -111,11 +115,11 @@ impl TableCache {
             return Ok(TableRef::Pinned(t));
         }
         let table = self.get_shared(&file.meta)?;
-        let half = self.capacity / 2;
+        let budget = self.pin_budget;
         let room = self
             .pinned
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
-                (n < half).then_some(n + 1)
+                (n < budget).then_some(n + 1)
             })
             .is_ok();
         if room {
@@ -186,6 +190,12 @@ impl TableCache {
             last_used: AtomicU64::new(now),
         });
         Ok(entry.table.clone())
+    }
+
+    /// The same cache, keeping every table in its map (for a secondary).
+    pub(crate) fn without_pinning(mut self) -> TableCache {
+        self.pin_budget = 0;
+        self
     }
 
     /// Forgets a deleted file.
