@@ -453,7 +453,8 @@ fn execute(
     allow_move: bool,
 ) -> Result<()> {
     let out_level = c.out_level;
-    let mut job = super::events::CompactionJob::begin(inner, family, &c, !allow_move);
+    let moving = c.is_move(allow_move);
+    let mut job = super::events::CompactionJob::begin(inner, family, &c, !allow_move, moving);
     let mut edit = FamilyEdit::new(family.id);
     for f in &c.inputs {
         edit.deleted_files.push((c.level as u32, f.meta.number));
@@ -462,7 +463,7 @@ fn execute(
         edit.deleted_files.push((out_level as u32, f.meta.number));
     }
 
-    if c.is_move(allow_move) {
+    if moving {
         edit.new_files
             .extend(c.inputs.iter().map(|f| (out_level as u32, f.meta.clone())));
         family.stats.trivial_moves.fetch_add(1, Ordering::Relaxed);

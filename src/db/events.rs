@@ -280,15 +280,15 @@ pub(crate) struct CompactionJob {
 impl CompactionJob {
     /// Starts reporting a compaction of `inputs` (from `level`) and `next`
     /// (from `out_level`) of `family` into `out_level`. `manual` is a
-    /// `compact_range`; a background compaction of one file overlapping
-    /// nothing below is a trivial move.
+    /// `compact_range`; `trivial` says the inputs move down as they are
+    /// (`Compaction::is_move`).
     pub(crate) fn begin(
         inner: &DbInner,
         family: &Family,
         c: &super::compaction::Compaction,
         manual: bool,
+        trivial: bool,
     ) -> CompactionJob {
-        let trivial = c.is_move(!manual);
         let reason = if manual {
             CompactionReason::Manual
         } else if c.out_level == c.level {
