@@ -113,13 +113,14 @@ pub(crate) struct BlockCursor {
     behind: Vec<Behind>,
     /// Their keys, one after another.
     behind_keys: Vec<u8>,
+    /// The restart interval they are all in.
+    behind_restart: usize,
 }
 
 /// An entry recorded by [`BlockCursor::prev`]'s forward scan.
 struct Behind {
     current: usize,
     next: usize,
-    restart_index: usize,
     key_start: usize,
     value: (usize, usize),
 }
@@ -141,6 +142,7 @@ impl BlockCursor {
             error: None,
             behind: Vec::new(),
             behind_keys: Vec::new(),
+            behind_restart: 0,
         }
     }
 
@@ -235,16 +237,17 @@ impl BlockCursor {
     }
 
     /// Scans restart interval `restart` up to the entry that ends at
-    /// `end`, and stays there, recording the entries before it.
+    /// `end` (at most the next restart point), and stays there, recording
+    /// the entries before it.
     fn scan_interval_to(&mut self, restart: usize, end: usize) {
         self.behind.clear();
         self.behind_keys.clear();
+        self.behind_restart = restart;
         self.go_to_restart(restart);
         while self.parse_next() && self.next < end {
             self.behind.push(Behind {
                 current: self.current,
                 next: self.next,
-                restart_index: self.restart_index,
                 key_start: self.behind_keys.len(),
                 value: self.value,
             });
@@ -274,8 +277,8 @@ impl BlockCursor {
             self.current = b.current;
             self.next = b.next;
             self.value = b.value;
-            self.restart_index = b.restart_index;
-            self.next_restart = self.block.restart_or_end(b.restart_index + 1);
+            self.restart_index = self.behind_restart;
+            self.next_restart = self.block.restart_or_end(self.behind_restart + 1);
             return;
         }
         // Back to the last restart point before the current entry, then
