@@ -59,7 +59,7 @@ pub fn table(data: &[u8]) {
 /// filter over hashes taken from `data` and checks that every one of them
 /// passes it (a filter must never rule out a key it holds).
 pub fn bloom(data: &[u8]) {
-    let filter = crate::table::BloomFilter::parse(data);
+    let filter = crate::table::BloomFilter::parse(data.to_vec());
     for chunk in data.chunks(8).take(64) {
         let mut h = [0u8; 8];
         h[..chunk.len()].copy_from_slice(chunk);
@@ -73,7 +73,7 @@ pub fn bloom(data: &[u8]) {
         .take(4096)
         .map(crate::table::bloom_hash)
         .collect();
-    let built = crate::table::BloomFilter::parse(&crate::table::build_bloom(
+    let built = crate::table::BloomFilter::parse(crate::table::build_bloom(
         &hashes,
         u32::from(bits % 64) + 1,
     ));

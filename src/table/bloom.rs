@@ -122,8 +122,9 @@ pub(crate) enum Filter {
 }
 
 impl Filter {
-    /// Parses the filter block's contents.
-    pub(crate) fn parse(raw: &[u8]) -> Filter {
+    /// Parses the filter block's contents (kept as they are for the
+    /// legacy layout).
+    pub(crate) fn parse(raw: Vec<u8>) -> Filter {
         match raw.split_last() {
             Some((&LOCAL_MARKER, rest)) => {
                 let Some((&k, array)) = rest.split_last() else {
@@ -141,9 +142,7 @@ impl Filter {
                     k: u32::from(k),
                 }
             }
-            Some((&k, array)) if !array.is_empty() && (1..=30).contains(&k) => {
-                Filter::Legacy(raw.to_vec())
-            }
+            Some((&k, array)) if !array.is_empty() && (1..=30).contains(&k) => Filter::Legacy(raw),
             _ => Filter::Malformed,
         }
     }
@@ -193,7 +192,7 @@ fn legacy_may_contain(filter: &[u8], h: u64) -> bool {
 /// Whether raw filter bytes may contain the key with hash `h`.
 #[cfg(test)]
 pub(crate) fn may_contain(filter: &[u8], h: u64) -> bool {
-    Filter::parse(filter).may_contain(h)
+    Filter::parse(filter.to_vec()).may_contain(h)
 }
 
 #[cfg(test)]
@@ -201,7 +200,7 @@ mod tests {
     use super::*;
 
     fn false_positive_rate(filter: &[u8], n: u32) -> f64 {
-        let f = Filter::parse(filter);
+        let f = Filter::parse(filter.to_vec());
         let fp = (0..n)
             .filter(|i| f.may_contain(key_hash(format!("absent{i}").as_bytes())))
             .count();
@@ -218,7 +217,7 @@ mod tests {
             ("cache-local", build(&hashes, 10)),
             ("legacy", build_legacy(&hashes, 10)),
         ] {
-            let f = Filter::parse(&filter);
+            let f = Filter::parse(filter.clone());
             assert!(hashes.iter().all(|&h| f.may_contain(h)), "{layout}");
             let rate = false_positive_rate(&filter, n);
             println!(

@@ -90,7 +90,7 @@ impl Table {
         let filter = if footer.filter.size == 0 {
             None
         } else {
-            Some(bloom::Filter::parse(&read(footer.filter)?))
+            Some(bloom::Filter::parse(read(footer.filter)?))
         };
         let props_raw = read(footer.properties)?;
         let mut props = TableProperties::decode(&props_raw, len).ok_or_else(|| {
