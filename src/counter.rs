@@ -38,7 +38,12 @@ pub(crate) fn stripe_index() -> usize {
 
 impl StripedCounter {
     pub(crate) fn add(&self, n: u64) {
-        let i = stripe_index();
+        self.add_at(stripe_index(), n);
+    }
+
+    /// Adds `n` on stripe `i`, which the calling thread owns unless it is
+    /// the shared one.
+    fn add_at(&self, i: usize, n: u64) {
         let stripe = &self.stripes[i].0;
         if i == SHARED {
             stripe.fetch_add(n, Ordering::Relaxed);
@@ -67,6 +72,30 @@ impl std::fmt::Debug for StripedCounter {
 mod tests {
     use super::*;
     use std::sync::Arc;
+
+    /// Both ways of adding, at once: one thread on each owned stripe, and
+    /// many on the shared one (which must add atomically: with a plain
+    /// load and store there it loses additions).
+    #[test]
+    fn owned_and_shared_stripes_lose_nothing() {
+        const ADDS: u64 = 1_000_000;
+        let c = Arc::new(StripedCounter::default());
+        let threads = SHARED + 8;
+        let start = Arc::new(std::sync::Barrier::new(threads));
+        let hs: Vec<_> = (0..threads)
+            .map(|t| {
+                let (c, start) = (c.clone(), start.clone());
+                std::thread::spawn(move || {
+                    start.wait();
+                    (0..ADDS).for_each(|_| c.add_at(t.min(SHARED), 1))
+                })
+            })
+            .collect();
+        for h in hs {
+            h.join().unwrap();
+        }
+        assert_eq!(c.get(), threads as u64 * ADDS);
+    }
 
     #[test]
     fn sums_across_threads() {
