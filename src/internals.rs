@@ -236,14 +236,15 @@ impl MemTable {
         )
     }
 
-    /// Steps a cursor over every entry; returns how many it saw.
+    /// Steps a cursor over every entry, reading each key and value (as a
+    /// flush or an iterator does); returns how many it saw.
     pub fn scan(&self) -> usize {
         use crate::internal_iter::InternalIterator;
         let mut it = self.0.iter();
         it.seek_to_first();
         let mut n = 0;
         while it.valid() {
-            n += it.key().len().min(1);
+            n += (it.key().len() + usize::from(it.value().first().copied().unwrap_or(1))).min(1);
             it.next();
         }
         n

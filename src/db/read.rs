@@ -29,7 +29,7 @@ pub(crate) fn get(
     for mem in std::iter::once(&view.mem).chain(view.imms.iter()) {
         fold.covered_below = fold.covered_below.max(mem.max_covering(key, seq));
         if let Some((eseq, kind, value)) = mem.lookup(&lookup) {
-            if let Some(v) = feed_source(&r, &mut fold, key, (eseq, kind, &value), || {
+            if let Some(v) = feed_source(&r, &mut fold, key, (eseq, kind, value), || {
                 Box::new(mem.iter())
             })? {
                 return Ok(v);
