@@ -124,10 +124,11 @@ mod tests {
         let mut a = Arena::new();
         let mut spans = Vec::new();
         for size in [1usize, 7, 8, 9, 100, 3000, 5000, 70_000, 300_000, 16] {
-            let p = a.allocate(size).as_ptr() as usize;
+            let ptr = a.allocate(size).as_ptr();
+            let p = ptr as usize;
             assert_eq!(p % ALIGN, 0);
             // Writable over its whole length.
-            unsafe { std::ptr::write_bytes(p as *mut u8, 0xab, size) };
+            unsafe { std::ptr::write_bytes(ptr, 0xab, size) };
             spans.push((p, p + size));
         }
         spans.sort();
