@@ -313,6 +313,10 @@ impl DbInner {
             .lock()
             .mark_clean_close()
             .map_err(|e| self.stop_writes(e, health::Failure::Fatal))?;
+        // A cleanly closed database's last log ends with its last record,
+        // as every older one does: no room left reserved.
+        wal.trim()
+            .map_err(|e| self.stop_writes(e, health::Failure::Log))?;
         instrument::sync_wal(self, wal).map_err(|e| self.log_sync_failed(e))
     }
 }

@@ -17,7 +17,7 @@ use super::flush::{write_table, TableFamily};
 use super::replay::{Replay, ReplayFamily};
 use super::stats::Stats;
 use super::table_cache::TableCache;
-use super::write::{create_log, WalState};
+use super::write::{create_log, log_reserve, WalState};
 use super::DbInner;
 use crate::block_cache::BlockCache;
 use crate::cf_options::ColumnFamilyOptions;
@@ -224,7 +224,7 @@ pub(crate) fn open(opts: Options) -> Result<Arc<DbInner>> {
     // Record every family, the recovered tables and the new log in a new
     // MANIFEST.
     let log_number = new_number();
-    let (log_file_path, writer) = create_log(&*fs, &dir, log_number)?;
+    let (log_file_path, writer) = create_log(&*fs, &dir, log_number, log_reserve(&opts))?;
     let manifest_number = new_number();
     let versions: BTreeMap<u32, FamilyVersions> = families
         .iter_mut()

@@ -68,6 +68,11 @@ impl WalState {
     pub(crate) fn sync(&mut self) -> Result<()> {
         self.writer.sync().ctx(&self.path)
     }
+
+    /// Cuts the log back to its records (see `LogWriter::trim`).
+    pub(crate) fn trim(&mut self) -> Result<()> {
+        self.writer.trim().ctx(&self.path)
+    }
 }
 
 /// One writer waiting in the queue.
@@ -520,10 +525,15 @@ fn freeze(family: &Family, log_number: u64) {
 
 fn new_log(inner: &DbInner, wal: &mut WalState) -> Result<()> {
     // The old log must be durable before a newer one can hold data, or a
-    // power cut could keep later writes while losing earlier ones.
+    // power cut could keep later writes while losing earlier ones. It is
+    // cut back to its records first: only the newest log may end in
+    // zeros (replay takes them for a torn tail, which is damage in any
+    // log but the last with data).
+    wal.trim().map_err(|e| inner.stop_writes(e, Failure::Log))?;
     super::instrument::sync_wal(inner, wal).map_err(|e| inner.log_sync_failed(e))?;
     let number = inner.new_file_number();
-    let (path, writer) = create_log(&*inner.fs, &inner.dir, number).map_err(|e| {
+    let reserve = log_reserve(&inner.opts);
+    let (path, writer) = create_log(&*inner.fs, &inner.dir, number, reserve).map_err(|e| {
         // Nothing was written to the new log; the old one is intact.
         let _ = inner.fs.remove_file(&log_path(&inner.dir, number));
         inner.stop_writes(e, Failure::Log)
@@ -554,15 +564,30 @@ pub(crate) fn freeze_memtable(inner: &DbInner, family: &Family) -> Result<Option
     Ok(family.view.read().imms.first().map(|m| m.log_number()))
 }
 
-/// Creates log file `number` and makes its name durable.
+/// Creates log file `number`, with room reserved for `reserve` bytes, and
+/// makes its name durable.
 pub(crate) fn create_log(
     fs: &dyn FileSystem,
     dir: &Path,
     number: u64,
+    reserve: u64,
 ) -> Result<(PathBuf, LogWriter)> {
     let path = log_path(dir, number);
     let file = fs.create(&path).ctx(&path)?;
-    let writer = LogWriter::create(file, LogKind::Wal, number).ctx(&path)?;
+    let mut writer = LogWriter::create(file, LogKind::Wal, number).ctx(&path)?;
+    // Only speed depends on it: without the room, each sync also commits
+    // the file's new size.
+    if let Err(e) = writer.preallocate(reserve) {
+        log::warn!("could not reserve room in {}: {e}", path.display());
+    }
     fs.sync_dir(dir).ctx(dir)?;
     Ok((path, writer))
+}
+
+/// Room reserved in a new log: what it holds when the default family's
+/// memtable fills, as RocksDB sizes its log preallocation (its
+/// `write_buffer_size` plus a tenth), at most 256 MiB.
+pub(crate) fn log_reserve(opts: &crate::options::Options) -> u64 {
+    let size = opts.write_buffer_size as u64;
+    (size + size / 10).min(256 << 20)
 }

@@ -20,6 +20,11 @@ impl OsFileSystem {
 struct OsWritable {
     file: File,
     len: u64,
+    /// Opened with O_APPEND, where writes go to the end of the file, so
+    /// room past the appended bytes cannot be reserved.
+    appending: bool,
+    /// The file's size, when `preallocate` made it larger than `len`.
+    reserved: Option<u64>,
 }
 
 impl WritableFile for OsWritable {
@@ -35,6 +40,25 @@ impl WritableFile for OsWritable {
 
     fn len(&self) -> u64 {
         self.len
+    }
+
+    fn preallocate(&mut self, len: u64) -> io::Result<()> {
+        if self.appending || len <= self.len.max(self.reserved.unwrap_or(0)) {
+            return Ok(());
+        }
+        // A sparse extension: no blocks are allocated until written, but
+        // the size is set once instead of on every append.
+        self.file.set_len(len)?;
+        self.reserved = Some(len);
+        Ok(())
+    }
+
+    fn trim(&mut self) -> io::Result<()> {
+        if self.reserved.is_some() {
+            self.file.set_len(self.len)?;
+            self.reserved = None;
+        }
+        Ok(())
     }
 }
 
@@ -77,13 +101,23 @@ impl FileSystem for OsFileSystem {
             .create(true)
             .truncate(true)
             .open(path)?;
-        Ok(Box::new(OsWritable { file, len: 0 }))
+        Ok(Box::new(OsWritable {
+            file,
+            len: 0,
+            appending: false,
+            reserved: None,
+        }))
     }
 
     fn open_append(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
         let file = OpenOptions::new().append(true).open(path)?;
         let len = file.metadata()?.len();
-        Ok(Box::new(OsWritable { file, len }))
+        Ok(Box::new(OsWritable {
+            file,
+            len,
+            appending: true,
+            reserved: None,
+        }))
     }
 
     fn open(&self, path: &Path) -> io::Result<Arc<dyn RandomAccessFile>> {

@@ -224,10 +224,13 @@ impl<'a> LogReader<'a> {
         let len = u16::from_le_bytes([header[4], header[5]]) as usize;
         let type_byte = header[6];
         if stored_crc == 0 && len == 0 && type_byte == 0 {
-            // Zeroes where a fragment should be: a file extended by the
-            // file system but never written (crash after growing it).
+            // Zeroes where a fragment should be, to the end of the file:
+            // room a writer reserved (a preallocated log) or a file grown
+            // but never written. Either way no record was there: the end,
+            // as a file cut short after its last record would be.
             if rest.iter().all(|&b| b == 0) {
-                return Fragment::Torn("zero-filled tail".into());
+                self.pos = data.len();
+                return Fragment::End;
             }
             return Fragment::Bad("zeroed fragment header before end of log".into());
         }
@@ -244,9 +247,10 @@ impl<'a> LogReader<'a> {
             }
             return Fragment::Torn("log ends inside a fragment".into());
         };
-        let is_last = end == data.len();
         let damaged = |reason: String| {
-            if is_last {
+            // The last fragment written: nothing but the end of the file,
+            // or room reserved past the records (zeros), follows it.
+            if data[end..].iter().all(|&b| b == 0) {
                 Fragment::Torn(reason)
             } else {
                 Fragment::Bad(reason)

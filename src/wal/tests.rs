@@ -123,10 +123,38 @@ fn damaged_final_fragment_is_a_torn_tail() {
 }
 
 #[test]
-fn zero_filled_tail_is_torn_and_bad_header_is_corrupt() {
-    let mut data = write_log(&[b"x".to_vec()]);
-    data.extend_from_slice(&[0u8; 100]);
-    let events = read_all(&data);
+fn zero_filled_tail_ends_the_log_and_bad_header_is_corrupt() {
+    // Room reserved past the records (across block boundaries too) reads
+    // as the end of the log, not as a torn write.
+    for zeros in [100, 40_000, 70_000] {
+        let mut data = write_log(&[b"x".to_vec()]);
+        data.extend_from_slice(&vec![0u8; zeros]);
+        let events = read_all(&data);
+        assert_eq!(records(&events), vec![b"x".to_vec()]);
+        assert_eq!(events.last(), Some(&ReadEvent::Eof), "{zeros} zeros");
+    }
+    // A last record cut short inside reserved room: its fragment fails
+    // its checksum (or its header is part zeros), and only zeros follow:
+    // torn, not damage, wherever the cut.
+    let full = write_log(&[b"x".to_vec(), vec![9u8; 200]]);
+    let before_last = write_log(&[b"x".to_vec()]).len();
+    for cut in before_last + 1..full.len() {
+        let mut data = full[..cut].to_vec();
+        data.resize(full.len() + 4000, 0);
+        let events = read_all(&data);
+        assert_eq!(records(&events), vec![b"x".to_vec()], "cut at {cut}");
+        assert!(
+            matches!(events.last(), Some(ReadEvent::TornTail { .. })),
+            "cut at {cut}: {:?}",
+            events.last()
+        );
+    }
+    // Inside a fragmented record, zeros are a write cut short.
+    let big = vec![3u8; 50_000];
+    let mut torn = write_log(&[b"x".to_vec(), big]);
+    torn.truncate(BLOCK_SIZE + 100);
+    torn.extend_from_slice(&[0u8; 500]);
+    let events = read_all(&torn);
     assert_eq!(records(&events), vec![b"x".to_vec()]);
     assert!(matches!(events.last(), Some(ReadEvent::TornTail { .. })));
 

@@ -114,4 +114,17 @@ impl LogWriter {
     pub(crate) fn len(&self) -> u64 {
         self.file.len()
     }
+
+    /// Reserves room for the log to grow to `len` bytes (see
+    /// [`WritableFile::preallocate`]); readers take the zeros past the
+    /// records for the end of the log.
+    pub(crate) fn preallocate(&mut self, len: u64) -> io::Result<()> {
+        self.file.preallocate(len)
+    }
+
+    /// Gives back the room `preallocate` reserved and did not use, so that
+    /// a log that is done ends with its last record; durable once synced.
+    pub(crate) fn trim(&mut self) -> io::Result<()> {
+        self.file.trim()
+    }
 }

@@ -60,6 +60,12 @@ impl WritableFile for HookFile {
     fn len(&self) -> u64 {
         self.inner.len()
     }
+    fn preallocate(&mut self, len: u64) -> io::Result<()> {
+        self.inner.preallocate(len)
+    }
+    fn trim(&mut self) -> io::Result<()> {
+        self.inner.trim()
+    }
 }
 
 impl FileSystem for HookFs {

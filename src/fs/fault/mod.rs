@@ -97,6 +97,17 @@ struct Node {
     /// Bytes a failed sync lost (see [`FaultKind::EioDropsUnsynced`]):
     /// whatever later syncs say, a power cut leaves zeros there.
     lost: Vec<Range<usize>>,
+    /// The file's size when `preallocate` made it larger than `data`:
+    /// readers see zeros past the appended bytes, up to it. (Kept at a
+    /// power cut, as a size change made durable with the first sync.)
+    reserved: usize,
+}
+
+impl Node {
+    /// The file's size as readers see it.
+    fn visible_len(&self) -> usize {
+        self.data.len().max(self.reserved)
+    }
 }
 
 type NodeRef = Arc<Mutex<Node>>;
@@ -153,6 +164,17 @@ impl State {
                 "file system handle from before a simulated power cut",
             ))
         }
+    }
+
+    /// Fails when the file system is gone (a power cut since `epoch`, or
+    /// the crash point passed), without counting a call: for the handle
+    /// operations that are no [`FsOp`] (`preallocate`, `trim`).
+    fn check_alive(&self, epoch: u64) -> io::Result<()> {
+        self.check_epoch(epoch)?;
+        if self.crash_after.is_some_and(|limit| self.calls >= limit) {
+            return Err(io::Error::other("simulated crash: file system is gone"));
+        }
+        Ok(())
     }
 
     /// Counts a call and decides whether it fails.
@@ -426,6 +448,18 @@ impl FaultInjectionFs {
         }
     }
 
+    /// Bytes appended to a file, without the room reserved past them (see
+    /// [`WritableFile::preallocate`]), which `file_size` includes.
+    pub fn appended_len(&self, path: &Path) -> io::Result<u64> {
+        let st = self.state.lock();
+        let node = st
+            .live
+            .get(path)
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
+        let len = node.lock().data.len() as u64;
+        Ok(len)
+    }
+
     /// Cuts a file down to `len` bytes (live and durable).
     pub fn truncate(&self, path: &Path, len: usize) -> io::Result<()> {
         let st = self.state.lock();
@@ -435,6 +469,7 @@ impl FaultInjectionFs {
             .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
         let mut n = node.lock();
         n.data.truncate(len);
+        n.reserved = 0;
         n.synced_len = n.synced_len.min(len);
         n.last_append = n.last_append.min(len);
         Ok(())
@@ -567,6 +602,19 @@ impl WritableFile for FaultWritable {
     fn len(&self) -> u64 {
         self.node.lock().data.len() as u64
     }
+
+    fn preallocate(&mut self, len: u64) -> io::Result<()> {
+        self.fs.state.lock().check_alive(self.fs.epoch())?;
+        let mut n = self.node.lock();
+        n.reserved = n.reserved.max(usize::try_from(len).unwrap_or(usize::MAX));
+        Ok(())
+    }
+
+    fn trim(&mut self) -> io::Result<()> {
+        self.fs.state.lock().check_alive(self.fs.epoch())?;
+        self.node.lock().reserved = 0;
+        Ok(())
+    }
 }
 
 struct FaultReadable {
@@ -598,13 +646,18 @@ impl RandomAccessFile for FaultReadable {
             return Err(io::Error::from(io::ErrorKind::Interrupted));
         }
         let n = self.node.lock();
-        let end = (self.len as usize).min(n.data.len());
+        let end = (self.len as usize).min(n.visible_len());
         let start = usize::try_from(offset).unwrap_or(usize::MAX).min(end);
         let mut count = buf.len().min(end - start);
         if let Some(r) = short.filter(|_| count > 1) {
             count = 1 + (r % (count as u64 - 1)) as usize;
         }
-        buf[..count].copy_from_slice(&n.data[start..start + count]);
+        // Past the appended bytes, reserved room reads as zeros.
+        let appended = n.data.len().clamp(start, start + count);
+        if appended > start {
+            buf[..appended - start].copy_from_slice(&n.data[start..appended]);
+        }
+        buf[appended - start..count].fill(0);
         Ok(count)
     }
 
@@ -673,7 +726,7 @@ impl FileSystem for FaultInjectionFs {
     fn open(&self, path: &Path) -> io::Result<Arc<dyn RandomAccessFile>> {
         self.state.lock().check(self.epoch(), FsOp::Read, path)?;
         let node = self.node(path)?;
-        let len = node.lock().data.len() as u64;
+        let len = node.lock().visible_len() as u64;
         Ok(Arc::new(FaultReadable {
             fs: self.clone(),
             path: path.to_path_buf(),
