@@ -346,12 +346,14 @@ fn run_one(engine: &str, db: &dyn Engine, dir: &Path, w: &str, s: &Settings) -> 
         }),
         "readwhilewriting" => {
             let stop = AtomicBool::new(false);
+            let puts = AtomicU64::new(0);
             std::thread::scope(|sc| {
                 sc.spawn(|| {
                     let mut rng = rand::rngs::StdRng::seed_from_u64(30);
                     while !stop.load(Ordering::Relaxed) {
                         let k = key(rng.gen_range(0..n), s.key_size);
                         db.put(&k, &value(&mut rng, s.value_size), false);
+                        puts.fetch_add(1, Ordering::Relaxed);
                     }
                 });
                 let r = measure(threads, |t, h| {
@@ -364,6 +366,13 @@ fn run_one(engine: &str, db: &dyn Engine, dir: &Path, w: &str, s: &Settings) -> 
                     per
                 });
                 stop.store(true, Ordering::Relaxed);
+                // The writer is not rate-limited: how much it wrote says
+                // how much of the CPU it and its background work took.
+                let puts = puts.load(Ordering::Relaxed);
+                println!(
+                    "  {engine:<8} readwhilewriting writer: {puts} puts, {:.0} puts/s",
+                    puts as f64 / r.secs
+                );
                 r
             })
         }
