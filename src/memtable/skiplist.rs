@@ -204,7 +204,10 @@ impl SkipList {
                 .store(node.0.as_ptr(), AtomicOrdering::Release);
             w.prev[l] = node;
         }
-        self.len.fetch_add(1, AtomicOrdering::Relaxed);
+        // Only the writer, under its lock, changes the count: no locked
+        // read-modify-write needed.
+        let len = self.len.load(AtomicOrdering::Relaxed);
+        self.len.store(len + 1, AtomicOrdering::Relaxed);
         self.used
             .store(w.arena.used() - w.head_bytes, AtomicOrdering::Relaxed);
     }
@@ -249,12 +252,14 @@ impl SkipList {
         let mut x = self.head;
         let mut level = self.height.load(AtomicOrdering::Relaxed) - 1;
         loop {
-            let advance = x.next(level).is_some_and(|n| {
+            // One load per step: a second one could see a node linked in
+            // meanwhile that was never compared.
+            let next = x.next(level).filter(|n| {
                 let ord = compare_internal_keys(n.key(), key);
                 ord == Ordering::Less || (before_or_at && ord == Ordering::Equal)
             });
-            if advance {
-                x = x.next(level).expect("checked");
+            if let Some(n) = next {
+                x = n;
             } else if level == 0 {
                 return (x != self.head).then_some(x);
             } else {
