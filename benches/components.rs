@@ -152,6 +152,26 @@ fn table(c: &mut Criterion) {
     });
     g.throughput(Throughput::Elements(pairs.len() as u64));
     g.bench_function("scan_all", |b| b.iter(|| black_box(table.scan())));
+    // Writing a table (flush, compaction, SstWriter): values as db_bench's,
+    // half random bytes and half repeated, so LZ4 halves them.
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let written: Vec<(Vec<u8>, Vec<u8>)> = pairs
+        .iter()
+        .map(|(k, _)| {
+            let mut v = vec![b'x'; 100];
+            for b in &mut v[..50] {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                *b = b' ' + (state % 95) as u8;
+            }
+            (k.clone(), v)
+        })
+        .collect();
+    g.sample_size(20);
+    g.bench_function("write_100k", |b| {
+        b.iter(|| black_box(Table::write(&written).unwrap()))
+    });
     g.finish();
 }
 

@@ -2,7 +2,9 @@
 
 use super::block::BlockBuilder;
 use super::bloom;
-use super::format::{block_crc, compress, new_unique_id, BlockContext, BlockHandle, Footer};
+use super::format::{
+    block_crc, new_unique_id, BlockContext, BlockHandle, Compressor, Footer, BLOCK_TRAILER_LEN,
+};
 use super::TableProperties;
 use crate::error::{Error, IoContext, Result};
 use crate::fs::WritableFile;
@@ -29,24 +31,102 @@ const WRITE_BUFFER: usize = 256 << 10;
 
 /// Writes entries, in increasing internal-key order, into a table file.
 pub(crate) struct TableBuilder {
-    file: Box<dyn WritableFile>,
-    /// Blocks not yet handed to the file (see `WRITE_BUFFER`).
-    out: Vec<u8>,
-    path: PathBuf,
+    out: BlockWriter,
     opts: TableBuildOptions,
-    offset: u64,
     data: BlockBuilder,
     index: BlockBuilder,
     /// Handle of the last data block written, whose index entry waits for
     /// the next key (to pick a short separator).
     pending_index: Option<BlockHandle>,
+    /// Scratch for encoding an index entry's handle.
+    handle_buf: Vec<u8>,
     hashes: Vec<u64>,
+    /// The user key last hashed for the bloom filter (none yet: `None`).
     last_user_key: Option<Vec<u8>>,
     props: TableProperties,
-    /// CRC of every byte written, for the MANIFEST's record of the file.
-    file_crc: crc32fast::Hasher,
     /// Range tombstones to store in the range deletions block.
     range_dels: Fragments,
+}
+
+/// Compresses, checksums and writes blocks, keeping its buffers from
+/// block to block.
+struct BlockWriter {
+    file: Box<dyn WritableFile>,
+    /// Blocks not yet handed to the file (see `WRITE_BUFFER`).
+    pending: Vec<u8>,
+    path: PathBuf,
+    offset: u64,
+    unique_id: u64,
+    compressor: Compressor,
+    /// CRC of every byte written, for the MANIFEST's record of the file.
+    file_crc: crc32fast::Hasher,
+}
+
+impl BlockWriter {
+    /// Writes a block and its trailer; returns where it went.
+    fn block(&mut self, raw: &[u8], compression: Compression) -> Result<BlockHandle> {
+        let (stored, kind) = self.compressor.compress(raw, compression);
+        let handle = BlockHandle {
+            offset: self.offset,
+            size: stored.len() as u64,
+        };
+        let context = BlockContext {
+            unique_id: self.unique_id,
+            offset: self.offset,
+        };
+        let crc = block_crc(stored, kind, Some(context));
+        let mut trailer = [0u8; BLOCK_TRAILER_LEN];
+        trailer[0] = kind;
+        trailer[1..].copy_from_slice(&crc.to_le_bytes());
+        // Field by field: `stored` borrows the compressor.
+        Self::push(
+            &mut self.pending,
+            &mut self.file_crc,
+            &mut self.offset,
+            stored,
+        );
+        Self::push(
+            &mut self.pending,
+            &mut self.file_crc,
+            &mut self.offset,
+            &trailer,
+        );
+        if self.pending.len() >= WRITE_BUFFER {
+            self.write_out()?;
+        }
+        Ok(handle)
+    }
+
+    fn push(pending: &mut Vec<u8>, crc: &mut crc32fast::Hasher, offset: &mut u64, data: &[u8]) {
+        if pending.capacity() == 0 {
+            pending.reserve_exact(WRITE_BUFFER + (4 << 10));
+        }
+        pending.extend_from_slice(data);
+        crc.update(data);
+        *offset += data.len() as u64;
+    }
+
+    /// Bytes outside any block (the footer).
+    fn raw(&mut self, data: &[u8]) -> Result<()> {
+        Self::push(
+            &mut self.pending,
+            &mut self.file_crc,
+            &mut self.offset,
+            data,
+        );
+        if self.pending.len() >= WRITE_BUFFER {
+            self.write_out()?;
+        }
+        Ok(())
+    }
+
+    fn write_out(&mut self) -> Result<()> {
+        if !self.pending.is_empty() {
+            self.file.append(&self.pending).ctx(&self.path)?;
+            self.pending.clear();
+        }
+        Ok(())
+    }
 }
 
 impl TableBuilder {
@@ -55,24 +135,30 @@ impl TableBuilder {
         path: PathBuf,
         opts: TableBuildOptions,
     ) -> TableBuilder {
+        let unique_id = new_unique_id();
         TableBuilder {
-            file,
-            out: Vec::new(),
-            path,
+            out: BlockWriter {
+                file,
+                pending: Vec::new(),
+                path,
+                offset: 0,
+                unique_id,
+                compressor: Compressor::default(),
+                file_crc: crc32fast::Hasher::new(),
+            },
             opts,
-            offset: 0,
             data: BlockBuilder::new(opts.restart_interval),
             index: BlockBuilder::new(1),
             pending_index: None,
+            handle_buf: Vec::new(),
             hashes: Vec::new(),
             last_user_key: None,
             props: TableProperties {
                 smallest_seq: u64::MAX,
                 compression: opts.compression,
-                unique_id: new_unique_id(),
+                unique_id,
                 ..TableProperties::default()
             },
-            file_crc: crc32fast::Hasher::new(),
             range_dels: Fragments::default(),
         }
     }
@@ -89,36 +175,13 @@ impl TableBuilder {
         self.range_dels = fragments;
     }
 
-    fn append(&mut self, data: &[u8]) -> Result<()> {
-        if self.out.capacity() == 0 {
-            self.out.reserve_exact(WRITE_BUFFER);
-        }
-        self.out.extend_from_slice(data);
-        self.file_crc.update(data);
-        self.offset += data.len() as u64;
-        if self.out.len() >= WRITE_BUFFER {
-            self.write_out()?;
-        }
-        Ok(())
-    }
-
-    fn write_out(&mut self) -> Result<()> {
-        if !self.out.is_empty() {
-            self.file.append(&self.out).ctx(&self.path)?;
-            self.out.clear();
-        }
-        Ok(())
-    }
-
     /// Adds an entry. Keys must be strictly increasing internal keys.
     pub(crate) fn add(&mut self, ikey: &[u8], value: &[u8]) -> Result<()> {
         let parsed = parse_internal_key(ikey)
             .ok_or_else(|| Error::InvalidArgument("table entries need internal keys".into()))?;
         if let Some(handle) = self.pending_index.take() {
             let sep = separator(self.data_last_key(), ikey);
-            let mut v = Vec::new();
-            handle.encode_to(&mut v);
-            self.index.add(&sep, &v);
+            self.add_index_entry(&sep, handle);
         }
         if self.props.entries == 0 {
             self.props.smallest_key = ikey.to_vec();
@@ -135,7 +198,11 @@ impl TableBuilder {
             && self.last_user_key.as_deref() != Some(parsed.user_key)
         {
             self.hashes.push(bloom::key_hash(parsed.user_key));
-            self.last_user_key = Some(parsed.user_key.to_vec());
+            // Reuses the buffer: a fresh Vec here was a malloc and free per
+            // entry.
+            let last = self.last_user_key.get_or_insert_with(Vec::new);
+            last.clear();
+            last.extend_from_slice(parsed.user_key);
         }
         self.data.add(ikey, value);
         if self.data.estimated_size() >= self.opts.block_size {
@@ -148,40 +215,31 @@ impl TableBuilder {
         &self.props.largest_key
     }
 
+    fn add_index_entry(&mut self, separator: &[u8], handle: BlockHandle) {
+        let mut v = std::mem::take(&mut self.handle_buf);
+        v.clear();
+        handle.encode_to(&mut v);
+        self.index.add(separator, &v);
+        self.handle_buf = v;
+    }
+
     fn flush_data_block(&mut self) -> Result<()> {
         if self.data.is_empty() {
             return Ok(());
         }
         let raw = self.data.finish();
         self.props.raw_data_size += raw.len() as u64;
-        let handle = self.write_block(&raw, self.opts.compression)?;
+        let handle = self.out.block(raw, self.opts.compression)?;
+        self.data.reset();
         self.props.stored_data_size += handle.size;
         self.props.data_blocks += 1;
         self.pending_index = Some(handle);
         Ok(())
     }
 
-    fn write_block(&mut self, raw: &[u8], compression: Compression) -> Result<BlockHandle> {
-        let (stored, kind) = compress(raw, compression);
-        let mut buf = stored;
-        let handle = BlockHandle {
-            offset: self.offset,
-            size: buf.len() as u64,
-        };
-        let context = BlockContext {
-            unique_id: self.props.unique_id,
-            offset: self.offset,
-        };
-        let crc = block_crc(&buf, kind, Some(context));
-        buf.push(kind);
-        buf.extend_from_slice(&crc.to_le_bytes());
-        self.append(&buf)?;
-        Ok(handle)
-    }
-
     /// Bytes written so far plus the block being built.
     pub(crate) fn estimated_size(&self) -> u64 {
-        self.offset + self.data.estimated_size() as u64
+        self.out.offset + self.data.estimated_size() as u64
     }
 
     /// Writes the remaining blocks and the footer, syncs the file and
@@ -190,13 +248,11 @@ impl TableBuilder {
         self.flush_data_block()?;
         if let Some(handle) = self.pending_index.take() {
             let sep = successor(self.data_last_key());
-            let mut v = Vec::new();
-            handle.encode_to(&mut v);
-            self.index.add(&sep, &v);
+            self.add_index_entry(&sep, handle);
         }
         let filter = if self.opts.bloom_bits_per_key > 0 {
             let f = bloom::build(&self.hashes, self.opts.bloom_bits_per_key);
-            self.write_block(&f, Compression::None)?
+            self.out.block(&f, Compression::None)?
         } else {
             BlockHandle::default()
         };
@@ -210,12 +266,11 @@ impl TableBuilder {
             BlockHandle::default()
         } else {
             let block = self.range_dels.encode();
-            self.write_block(&block, Compression::None)?
+            self.out.block(&block, Compression::None)?
         };
         let props = self.props.encode();
-        let properties = self.write_block(&props, Compression::None)?;
-        let index_raw = self.index.finish();
-        let index = self.write_block(&index_raw, self.opts.compression)?;
+        let properties = self.out.block(&props, Compression::None)?;
+        let index = self.out.block(self.index.finish(), self.opts.compression)?;
         let footer = Footer {
             index,
             filter,
@@ -224,11 +279,11 @@ impl TableBuilder {
             unique_id: self.props.unique_id,
             version: super::format::TABLE_FORMAT_VERSION,
         };
-        self.append(&footer.encode())?;
-        self.write_out()?;
-        self.file.sync().ctx(&self.path)?;
-        self.props.file_size = self.offset;
-        self.props.file_crc = self.file_crc.clone().finalize();
+        self.out.raw(&footer.encode())?;
+        self.out.write_out()?;
+        self.out.file.sync().ctx(&self.out.path)?;
+        self.props.file_size = self.out.offset;
+        self.props.file_crc = self.out.file_crc.clone().finalize();
         Ok(self.props)
     }
 }

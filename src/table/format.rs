@@ -61,24 +61,58 @@ impl BlockHandle {
     }
 }
 
-/// Compresses `raw` with `compression`, returning the stored bytes and
-/// their type; keeps the raw bytes when compression saves less than 1/8.
-pub(crate) fn compress(raw: &[u8], compression: Compression) -> (Vec<u8>, u8) {
-    let packed = match compression {
-        Compression::None => None,
-        Compression::Lz4 => Some((lz4_flex::block::compress_prepend_size(raw), LZ4)),
-        Compression::Snappy => snap::raw::Encoder::new()
-            .compress_vec(raw)
-            .ok()
-            .map(|c| (c, SNAPPY)),
-    };
-    match packed {
-        Some((c, kind)) if c.len() < raw.len() - raw.len() / 8 => (c, kind),
-        _ => (raw.to_vec(), NO_COMPRESSION),
+/// Compresses blocks into one buffer kept from block to block: a table
+/// builder compresses every 4 KiB of data, and a fresh output buffer
+/// each time was a malloc and free per block.
+#[derive(Default)]
+pub(crate) struct Compressor {
+    /// Never shrunk, so it is not zeroed again for each block.
+    out: Vec<u8>,
+}
+
+impl Compressor {
+    /// The stored form of `raw` under `compression` and its type byte:
+    /// `raw` itself, uncompressed, when compression saves less than 1/8.
+    pub(crate) fn compress<'a>(
+        &'a mut self,
+        raw: &'a [u8],
+        compression: Compression,
+    ) -> (&'a [u8], u8) {
+        let packed = match compression {
+            Compression::None => None,
+            Compression::Lz4 => {
+                // LZ4 blocks start with the raw length (u32 LE), as
+                // `decompress` reads them.
+                let need = 4 + lz4_flex::block::get_maximum_output_size(raw.len());
+                self.grow(need);
+                self.out[..4].copy_from_slice(&(raw.len() as u32).to_le_bytes());
+                lz4_flex::block::compress_into(raw, &mut self.out[4..need])
+                    .ok()
+                    .map(|n| (4 + n, LZ4))
+            }
+            Compression::Snappy => {
+                let need = snap::raw::max_compress_len(raw.len());
+                self.grow(need);
+                snap::raw::Encoder::new()
+                    .compress(raw, &mut self.out[..need])
+                    .ok()
+                    .map(|n| (n, SNAPPY))
+            }
+        };
+        match packed {
+            Some((n, kind)) if n < raw.len() - raw.len() / 8 => (&self.out[..n], kind),
+            _ => (raw, NO_COMPRESSION),
+        }
+    }
+
+    fn grow(&mut self, len: usize) {
+        if self.out.len() < len {
+            self.out.resize(len, 0);
+        }
     }
 }
 
-/// Undoes [`compress`]; the error says what is wrong.
+/// Undoes [`Compressor::compress`]; the error says what is wrong.
 pub(crate) fn decompress(stored: &[u8], kind: u8) -> Result<Vec<u8>, String> {
     match kind {
         NO_COMPRESSION => Ok(stored.to_vec()),
