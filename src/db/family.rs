@@ -48,8 +48,6 @@ pub(crate) struct Family {
     pub(crate) name: Arc<str>,
     pub(crate) opts: ColumnFamilyOptions,
     pub(crate) view: RwLock<Arc<ReadView>>,
-    /// Per level, the largest key of the last file compacted from it.
-    pub(crate) compaction_cursors: Mutex<Vec<Vec<u8>>>,
     pub(crate) stats: FamilyStats,
     /// Set once the family is dropped: its handles fail from then on.
     pub(crate) dropped: AtomicBool,
@@ -78,7 +76,6 @@ impl Family {
                 imms: Vec::new(),
                 version,
             })),
-            compaction_cursors: Mutex::new(Vec::new()),
             stats: FamilyStats::default(),
             dropped: AtomicBool::new(false),
             settled_bottom: Mutex::new(HashSet::new()),

@@ -69,6 +69,25 @@ impl LiveFile {
         let _ = self.pinned.set(Pinned { table, count });
     }
 
+    /// A file of `size` bytes holding user keys `lo` to `hi`, deleted by
+    /// no one.
+    #[cfg(test)]
+    pub(crate) fn for_test(number: u64, lo: &str, hi: &str, size: u64) -> Arc<LiveFile> {
+        let mut meta = FileMeta::new(number);
+        for k in [lo, hi] {
+            let mut ik = Vec::new();
+            crate::types::encode_internal_key(
+                &mut ik,
+                k.as_bytes(),
+                1,
+                crate::types::ValueKind::Put,
+            );
+            meta.extend(&ik);
+        }
+        meta.size = size;
+        LiveFile::new(meta, Arc::new(|_| {}))
+    }
+
     /// The smallest user key in the file.
     pub(crate) fn smallest_user_key(&self) -> &[u8] {
         user_key(&self.meta.smallest)
