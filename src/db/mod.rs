@@ -19,6 +19,7 @@ mod ingest;
 mod instrument;
 mod level_iter;
 mod open;
+mod output_cut;
 mod properties;
 mod read;
 mod read_only;

@@ -25,6 +25,7 @@ use super::compaction::Compaction;
 use super::family::Family;
 use super::filenames::table_path;
 use super::flush::build_options;
+use super::output_cut::OutputCutter;
 use super::DbInner;
 use crate::error::{IoContext, Result};
 use crate::internal_iter::InternalIterator;
@@ -36,11 +37,6 @@ use crate::ttl;
 use crate::types::{encode_internal_key, parse_internal_key, SeqNo, ValueKind};
 use crate::version::{FileMeta, LiveFile, Version};
 use std::sync::Arc;
-
-/// A compaction output is also cut when it would overlap more than this
-/// many target file sizes of the level below the output, so that the
-/// compaction that later pushes it down stays small.
-const MAX_GRANDPARENT_OVERLAP_FILES: u64 = 10;
 
 /// What a compaction reads its rules from.
 pub(crate) struct Rules {
@@ -106,9 +102,7 @@ pub(crate) fn merge_files(
         .get(out_level + 1)
         .map(Vec::as_slice)
         .unwrap_or(&[]);
-    let max_overlap = MAX_GRANDPARENT_OVERLAP_FILES * family.opts.target_file_size;
-    let mut grandparent_idx = 0;
-    let mut overlapped: u64 = 0;
+    let mut cutter = OutputCutter::new(grandparents, family.opts.target_file_size);
     let mut key = KeyState::default();
     while iter.valid() {
         let Some(p) = parse_internal_key(iter.key()) else {
@@ -122,24 +116,11 @@ pub(crate) fn merge_files(
             if key.started {
                 key.finish(&mut w, version, rules)?;
             }
-            // Cut the output here if it is big enough or overlaps too much
-            // of the level below; only between user keys, so that files of
-            // one level never share a user key.
-            while grandparent_idx < grandparents.len()
-                && grandparents[grandparent_idx].largest_user_key() < p.user_key
-            {
-                if w.out.is_some() {
-                    overlapped += grandparents[grandparent_idx].meta.size;
-                }
-                grandparent_idx += 1;
-            }
-            let full = w.out.as_ref().is_some_and(|o| {
-                o.builder.estimated_size() >= family.opts.target_file_size
-                    || overlapped > max_overlap
-            });
-            if full {
+            // Only between user keys, so that files of one level never
+            // share a user key.
+            let size = w.out.as_ref().map(|o| o.builder.estimated_size());
+            if cutter.cut_before(p.user_key, size) {
                 w.cut(p.user_key)?;
-                overlapped = 0;
             }
             key.start(
                 p.user_key,
