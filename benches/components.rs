@@ -34,6 +34,17 @@ fn memtable(c: &mut Criterion) {
             black_box(m.contains(&key(i + 1), u64::MAX >> 8))
         })
     });
+    // A key the memtable does not hold: what most lookups of a large
+    // database ask its memtable.
+    g.bench_function("lookup_miss", |b| {
+        let mut i = 0;
+        b.iter(|| {
+            i = (i + 7919) % seq.max(1);
+            let mut k = key(i + 1);
+            k.push(b'!');
+            black_box(m.contains(&k, u64::MAX >> 8))
+        })
+    });
     // A fixed 200,000-entry memtable (the size a 64 MiB one holds of
     // 100-byte values is about 450,000), filled in random key order: the
     // cost of an insert is mostly its search, so it is measured at one size.

@@ -31,7 +31,8 @@ use std::time::Duration;
 #[derive(Clone)]
 pub struct ColumnFamilyOptions {
     /// Size a memtable reaches before it is frozen and flushed. Between
-    /// 4 KiB and 1 GiB. Default: 64 MiB.
+    /// 4 KiB and 1 GiB. Default: 64 MiB. Each memtable also keeps a bloom
+    /// filter of its keys of 1/64 of this size.
     pub write_buffer_size: usize,
     /// Most memtables (active and frozen) held at once; writes to the
     /// family stall beyond it. At least 2. Default: 4.

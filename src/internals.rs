@@ -218,7 +218,10 @@ pub struct MemTable(Arc<crate::memtable::MemTable>);
 
 impl Default for MemTable {
     fn default() -> MemTable {
-        MemTable(Arc::new(crate::memtable::MemTable::new(0)))
+        MemTable(Arc::new(crate::memtable::MemTable::new(
+            0,
+            crate::memtable::filter_bytes(64 << 20),
+        )))
     }
 }
 

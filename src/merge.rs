@@ -192,8 +192,8 @@ mod tests {
 
     #[test]
     fn merges_and_switches_direction() {
-        let a = Arc::new(MemTable::new(1));
-        let b = Arc::new(MemTable::new(2));
+        let a = Arc::new(MemTable::new(1, 4096));
+        let b = Arc::new(MemTable::new(2, 4096));
         for (i, k) in [b"a", b"c", b"e"].iter().enumerate() {
             a.insert(*k, i as u64 + 1, ValueKind::Put, b"");
         }

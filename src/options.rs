@@ -80,6 +80,9 @@ pub struct Options {
     pub cache_size: usize,
     /// Size a memtable may reach before it is frozen and a new one (with a
     /// new log file) takes writes. Between 4 KiB and 1 GiB. Default: 64 MiB.
+    /// Each memtable also keeps a bloom filter of its keys of 1/64 of this
+    /// size (not counted in the memtable's size), so that a point lookup
+    /// skips a memtable that cannot hold the key.
     pub write_buffer_size: usize,
     /// Most memtables (active plus frozen ones waiting for flush) held at
     /// once; writes stall beyond it. At least 2. Default: 4.

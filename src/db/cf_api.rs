@@ -10,7 +10,7 @@ use crate::cf_options::ColumnFamilyOptions;
 use crate::column_family::{ColumnFamily, Target};
 use crate::error::{Error, Result};
 use crate::iterator::{KeyRange, RawIterator};
-use crate::memtable::MemTable;
+use crate::memtable::{filter_bytes, MemTable};
 use crate::options::{check_family_name, WriteOptions, DEFAULT_COLUMN_FAMILY};
 use crate::version::{FamilyEdit, Version, VersionEdit};
 use std::sync::atomic::Ordering;
@@ -84,11 +84,12 @@ pub(crate) fn create_family(
     if options.ttl.is_some() {
         inner.ttl_in_use.store(true, Ordering::Relaxed);
     }
+    let mem_filter = filter_bytes(options.write_buffer_size);
     let family = Arc::new(Family::new(
         id,
         name.into(),
         options,
-        Arc::new(MemTable::new(log)),
+        Arc::new(MemTable::new(log, mem_filter)),
         version,
     ));
     inner.families.write().insert(id, family.clone());
@@ -127,7 +128,7 @@ pub(crate) fn drop_family(inner: &Arc<DbInner>, name: &str) -> Result<()> {
     // Handles may outlive the drop: they must not keep the family's
     // memtables and files alive (iterators hold views of their own).
     *family.view.write() = Arc::new(ReadView {
-        mem: Arc::new(MemTable::new(0)),
+        mem: Arc::new(MemTable::new(0, 0)),
         imms: Vec::new(),
         version: Arc::new(Version::empty(family.opts.num_levels)),
     });

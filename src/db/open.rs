@@ -23,7 +23,7 @@ use crate::block_cache::BlockCache;
 use crate::cf_options::ColumnFamilyOptions;
 use crate::error::{Error, IoContext, Result};
 use crate::fs::{EntryKind, FileSystem};
-use crate::memtable::MemTable;
+use crate::memtable::{filter_bytes, MemTable};
 use crate::options::{Options, DEFAULT_COLUMN_FAMILY};
 use crate::table::Table;
 use crate::types::SeqNo;
@@ -157,7 +157,8 @@ pub(crate) fn open(opts: Options) -> Result<Arc<DbInner>> {
             let family = ReplayFamily {
                 log_number: f.log_number.unwrap_or(log_floor),
                 opts: &f.opts,
-                mem: Arc::new(MemTable::new(0)),
+                // Replayed, flushed, never searched.
+                mem: Arc::new(MemTable::new(0, 0)),
             };
             (f.id, family)
         })
@@ -267,11 +268,12 @@ pub(crate) fn open(opts: Options) -> Result<Arc<DbInner>> {
             let version = set
                 .current(f.id)
                 .unwrap_or_else(|| Arc::new(Version::empty(1)));
+            let mem_filter = filter_bytes(f.opts.write_buffer_size);
             let family = Family::new(
                 f.id,
                 f.name.into(),
                 f.opts,
-                Arc::new(MemTable::new(log_number)),
+                Arc::new(MemTable::new(log_number, mem_filter)),
                 version,
             );
             (family.id, Arc::new(family))

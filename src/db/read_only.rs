@@ -32,7 +32,7 @@ use crate::block_cache::BlockCache;
 use crate::cf_options::ColumnFamilyOptions;
 use crate::error::{Error, IoContext, Result};
 use crate::fs::{EntryKind, WritableFile};
-use crate::memtable::MemTable;
+use crate::memtable::{filter_bytes, MemTable};
 use crate::options::Options;
 use crate::types::SeqNo;
 use crate::version::{read_current, Deleter, FamilyVersions, LiveFile, Version, VersionSet};
@@ -122,7 +122,8 @@ fn load(opts: &Options) -> Result<State> {
             let family = ReplayFamily {
                 log_number: f.log_number.unwrap_or(recorded.log_number),
                 opts: o,
-                mem: Arc::new(MemTable::new(0)),
+                // The memtable reads will search.
+                mem: Arc::new(MemTable::new(0, filter_bytes(f.opts.write_buffer_size))),
             };
             (f.id, family)
         })
@@ -150,7 +151,7 @@ fn load(opts: &Options) -> Result<State> {
             version.sort();
             let mem = mems
                 .remove(&f.id)
-                .unwrap_or_else(|| Arc::new(MemTable::new(0)));
+                .unwrap_or_else(|| Arc::new(MemTable::new(0, 0)));
             Loaded {
                 family: f,
                 version: Arc::new(version),

@@ -171,7 +171,7 @@ impl<'a> Replay<'a> {
                     for (&id, f) in self.families.iter_mut() {
                         if f.mem.approximate_size() >= f.opts.write_buffer_size {
                             flush(id, &f.mem)?;
-                            f.mem = Arc::new(MemTable::new(0));
+                            f.mem = Arc::new(MemTable::new(0, 0));
                         }
                     }
                 }

@@ -30,7 +30,7 @@ use super::DbInner;
 use crate::batch::{BatchOp, WriteBatch};
 use crate::error::{Error, IoContext, Result};
 use crate::fs::FileSystem;
-use crate::memtable::MemTable;
+use crate::memtable::{filter_bytes, MemTable};
 use crate::types::{SeqNo, ValueKind};
 use crate::wal::{LogKind, LogWriter};
 use parking_lot::{Condvar, Mutex};
@@ -517,7 +517,10 @@ fn freeze(family: &Family, log_number: u64) {
     imms.push(view.mem.clone());
     imms.extend(view.imms.iter().cloned());
     *view = Arc::new(ReadView {
-        mem: Arc::new(MemTable::new(log_number)),
+        mem: Arc::new(MemTable::new(
+            log_number,
+            filter_bytes(family.opts.write_buffer_size),
+        )),
         imms,
         version: view.version.clone(),
     });

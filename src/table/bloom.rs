@@ -62,6 +62,19 @@ fn line_of(h: u64, lines: usize) -> usize {
     (((h >> 32) * lines as u64) >> 32) as usize
 }
 
+/// Where the key with hash `h` sets its bits in a cache-local filter of
+/// `lines` lines with `k` probes: its line, and the bits in that line
+/// (0..512). Part of the format: never change.
+pub(crate) fn local_probe(h: u64, lines: usize, k: u32) -> (usize, impl Iterator<Item = usize>) {
+    let mut x = h as u32;
+    let bits = (0..k).map(move |_| {
+        let bit = (x >> 23) as usize;
+        x = x.wrapping_mul(PROBE_MUL);
+        bit
+    });
+    (line_of(h, lines), bits)
+}
+
 /// Builds a cache-local filter from key hashes.
 pub(crate) fn build(hashes: &[u64], bits_per_key: u32) -> Vec<u8> {
     let k = local_probes(bits_per_key);
@@ -69,12 +82,10 @@ pub(crate) fn build(hashes: &[u64], bits_per_key: u32) -> Vec<u8> {
     let lines = bits.div_ceil(LINE_BITS) as usize;
     let mut out = vec![0u8; lines * LINE_BYTES + 2];
     for &h in hashes {
-        let line = &mut out[line_of(h, lines) * LINE_BYTES..][..LINE_BYTES];
-        let mut x = h as u32;
-        for _ in 0..k {
-            let bit = (x >> 23) as usize;
+        let (line, bits) = local_probe(h, lines, k);
+        let line = &mut out[line * LINE_BYTES..][..LINE_BYTES];
+        for bit in bits {
             line[bit / 8] |= 1 << (bit % 8);
-            x = x.wrapping_mul(PROBE_MUL);
         }
     }
     out[lines * LINE_BYTES] = k as u8;
@@ -151,16 +162,9 @@ impl Filter {
     pub(crate) fn may_contain(&self, h: u64) -> bool {
         match self {
             Filter::Local { lines, k } => {
-                let line = &lines[line_of(h, lines.len())].0;
-                let mut x = h as u32;
-                for _ in 0..*k {
-                    let bit = (x >> 23) as usize;
-                    if line[bit / 8] & (1 << (bit % 8)) == 0 {
-                        return false;
-                    }
-                    x = x.wrapping_mul(PROBE_MUL);
-                }
-                true
+                let (line, mut bits) = local_probe(h, lines.len(), *k);
+                let line = &lines[line].0;
+                bits.all(|bit| line[bit / 8] & (1 << (bit % 8)) != 0)
             }
             Filter::Legacy(raw) => legacy_may_contain(raw, h),
             Filter::Malformed => true,

@@ -13,7 +13,7 @@
 //! and the offset of the damaged block.
 
 mod block;
-mod bloom;
+pub(crate) mod bloom;
 mod builder;
 mod data_block;
 mod describe;
