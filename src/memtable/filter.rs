@@ -59,6 +59,22 @@ impl KeyFilter {
         }
     }
 
+    /// Starts loading the line of filter hash `h` into the cache, so that
+    /// [`insert`](Self::insert) after the skiplist's search finds it there
+    /// (waiting for it cost the writer about 5% of a random put).
+    pub(super) fn prefetch(&self, h: u64) {
+        let (line, _) = local_probe(h, self.lines.len(), 0);
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: a prefetch is a hint: it reads nothing into the program
+        // and never faults; the address is inside `lines` anyway.
+        unsafe {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            _mm_prefetch::<_MM_HINT_T0>(self.lines[line].0.as_ptr() as *const i8);
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = line;
+    }
+
     /// Whether the key with filter hash `h` may have been inserted.
     pub(super) fn may_contain(&self, h: u64) -> bool {
         let (line, mut bits) = local_probe(h, self.lines.len(), PROBES);
@@ -75,7 +91,7 @@ mod tests {
     #[test]
     fn no_false_negatives_and_few_false_positives() {
         let n = 50_000u32;
-        // 12 bytes per key, as a 64 MiB memtable of 100-byte values.
+        // 12 bits per key, as a 64 MiB memtable of 100-byte values.
         let f = KeyFilter::new(n as usize * 12 / 8);
         for i in 0..n {
             f.insert(bloom_hash(format!("key{i}").as_bytes()));

@@ -102,10 +102,13 @@ impl MemTable {
     /// Adds an entry. Callers serialise inserts (one writer at a time) and
     /// never insert the same (key, seq) twice.
     pub(crate) fn insert(&self, user_key: &[u8], seq: SeqNo, kind: ValueKind, value: &[u8]) {
-        // Before the skiplist publishes the entry (see `filter`).
-        self.filter.insert(crate::table::bloom_hash(user_key));
+        let h = crate::table::bloom_hash(user_key);
+        // The filter's line arrives while the skiplist searches; its bits
+        // are set before the skiplist publishes the entry (see `filter`).
+        self.filter.prefetch(h);
+        let trailer = pack_trailer(seq, kind).to_le_bytes();
         self.list
-            .insert(user_key, pack_trailer(seq, kind).to_le_bytes(), value);
+            .insert(user_key, trailer, value, || self.filter.insert(h));
     }
 
     /// The newest entry for `user_key` with sequence number `<= seq`.

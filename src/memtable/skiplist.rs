@@ -152,8 +152,15 @@ impl SkipList {
     }
 
     /// Adds the internal key `user_key` + `trailer` (not yet in the list)
-    /// with `value`.
-    pub(super) fn insert(&self, user_key: &[u8], trailer: [u8; 8], value: &[u8]) {
+    /// with `value`, calling `before_publish` once the node's place is
+    /// found and before any reader can reach it.
+    pub(super) fn insert(
+        &self,
+        user_key: &[u8],
+        trailer: [u8; 8],
+        value: &[u8],
+        before_publish: impl FnOnce(),
+    ) {
         let mut guard = self.writer.lock();
         let w = &mut *guard;
         let height = w.random_height();
@@ -194,6 +201,7 @@ impl SkipList {
             w.next[level] = n;
         }
 
+        before_publish();
         for l in 0..height {
             // Not yet visible: its own links need no ordering.
             node.link(l)
@@ -366,7 +374,7 @@ mod tests {
 
     fn insert(list: &SkipList, user_key: &[u8], seq: u64) {
         let trailer = pack_trailer(seq, ValueKind::Put).to_le_bytes();
-        list.insert(user_key, trailer, &entry(user_key, seq).1);
+        list.insert(user_key, trailer, &entry(user_key, seq).1, || {});
     }
 
     fn ordered(ikey: &[u8]) -> (Vec<u8>, std::cmp::Reverse<u64>) {
@@ -465,7 +473,12 @@ mod tests {
         }
         assert!(list.height.load(AtomicOrdering::Relaxed) >= 7);
         let big = vec![7u8; 3 << 20];
-        list.insert(b"big", pack_trailer(1, ValueKind::Put).to_le_bytes(), &big);
+        list.insert(
+            b"big",
+            pack_trailer(1, ValueKind::Put).to_le_bytes(),
+            &big,
+            || {},
+        );
         let node = list.seek(&entry(b"big", 1).0).unwrap();
         assert_eq!(node.value(), &big[..]);
         assert!(list.memory_used() > (3 << 20) + 200_000 * 20);
