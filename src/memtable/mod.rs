@@ -274,8 +274,10 @@ mod tests {
             let readers: Vec<_> = (0..2)
                 .map(|_| {
                     s.spawn(|| {
+                        // At least once, even if the writer finished
+                        // before this thread got a core.
                         let mut checked = 0u64;
-                        while !done.load(AtomicOrdering::Acquire) {
+                        while checked == 0 || !done.load(AtomicOrdering::Acquire) {
                             let mut it = m.iter();
                             it.seek_to_last();
                             if !it.valid() {
@@ -286,7 +288,6 @@ mod tests {
                             assert!(found.is_some(), "{key:?} seen by a scan, not by a lookup");
                             checked += 1;
                         }
-                        checked
                     })
                 })
                 .collect();
@@ -300,7 +301,7 @@ mod tests {
             }
             done.store(true, AtomicOrdering::Release);
             for r in readers {
-                assert!(r.join().unwrap() > 0);
+                r.join().unwrap();
             }
         });
     }
