@@ -144,7 +144,7 @@ mod tests {
         let mut k = Vec::new();
         crate::types::encode_internal_key(&mut k, b"k", 1, crate::types::ValueKind::Put);
         b.add(&k, &vec![0u8; n]);
-        Arc::new(DataBlock::new(bytes::Bytes::from(b.finish().to_vec())).unwrap())
+        Arc::new(DataBlock::new(bytes::Bytes::from(b.finish_with(<[u8]>::to_vec))).unwrap())
     }
 
     #[test]

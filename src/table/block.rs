@@ -70,27 +70,24 @@ impl BlockBuilder {
         self.entries == 0
     }
 
-    /// The encoded block. Call [`reset`](Self::reset) before adding the
-    /// next block's entries.
-    pub(crate) fn finish(&mut self) -> &[u8] {
+    /// Finishes the block, hands its bytes to `f`, and empties the
+    /// builder for the next block, keeping its buffers (a table builder
+    /// starts a block every 4 KiB; growing a fresh buffer to that size
+    /// took a dozen reallocations each time).
+    pub(crate) fn finish_with<R>(&mut self, f: impl FnOnce(&[u8]) -> R) -> R {
         for r in &self.restarts {
             self.buf.extend_from_slice(&r.to_le_bytes());
         }
         self.buf
             .extend_from_slice(&(self.restarts.len() as u32).to_le_bytes());
-        &self.buf
-    }
-
-    /// Empties the builder for the next block, keeping its buffers (a
-    /// table builder starts a block every 4 KiB; growing a fresh buffer
-    /// to that size took a dozen reallocations each time).
-    pub(crate) fn reset(&mut self) {
+        let result = f(&self.buf);
         self.buf.clear();
         self.restarts.clear();
         self.restarts.push(0);
         self.since_restart = 0;
         self.last_key.clear();
         self.entries = 0;
+        result
     }
 }
 
@@ -274,7 +271,7 @@ mod tests {
         for (i, k) in keys.iter().enumerate() {
             b.add(k, format!("v{i}").as_bytes());
         }
-        let block = Block::decode(Bytes::from(b.finish().to_vec())).unwrap();
+        let block = Block::decode(Bytes::from(b.finish_with(<[u8]>::to_vec))).unwrap();
         assert_eq!(block.len(), 20);
         for (i, k) in keys.iter().enumerate() {
             assert_eq!(block.key(i), k.as_slice());
@@ -291,7 +288,7 @@ mod tests {
         for i in 0..10 {
             b.add(&ik(&format!("k{i}"), 1), b"value");
         }
-        let enc = b.finish().to_vec();
+        let enc = b.finish_with(<[u8]>::to_vec);
         for cut in 0..enc.len() {
             let _ = Block::decode(Bytes::copy_from_slice(&enc[..cut]));
         }

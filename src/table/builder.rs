@@ -52,78 +52,72 @@ pub(crate) struct TableBuilder {
 /// block to block.
 struct BlockWriter {
     file: Box<dyn WritableFile>,
-    /// Blocks not yet handed to the file (see `WRITE_BUFFER`).
-    pending: Vec<u8>,
     path: PathBuf,
-    offset: u64,
     unique_id: u64,
     compressor: Compressor,
+    sink: Pending,
+}
+
+/// Bytes not yet handed to the file (see `WRITE_BUFFER`), with the offset
+/// and CRC of everything written so far.
+struct Pending {
+    bytes: Vec<u8>,
+    offset: u64,
     /// CRC of every byte written, for the MANIFEST's record of the file.
     file_crc: crc32fast::Hasher,
+}
+
+impl Pending {
+    fn push(&mut self, data: &[u8]) {
+        if self.bytes.capacity() == 0 {
+            self.bytes.reserve_exact(WRITE_BUFFER + (4 << 10));
+        }
+        self.bytes.extend_from_slice(data);
+        self.file_crc.update(data);
+        self.offset += data.len() as u64;
+    }
 }
 
 impl BlockWriter {
     /// Writes a block and its trailer; returns where it went.
     fn block(&mut self, raw: &[u8], compression: Compression) -> Result<BlockHandle> {
         let (stored, kind) = self.compressor.compress(raw, compression);
-        let handle = BlockHandle {
-            offset: self.offset,
-            size: stored.len() as u64,
-        };
+        let offset = self.sink.offset;
         let context = BlockContext {
             unique_id: self.unique_id,
-            offset: self.offset,
+            offset,
         };
         let crc = block_crc(stored, kind, Some(context));
         let mut trailer = [0u8; BLOCK_TRAILER_LEN];
         trailer[0] = kind;
         trailer[1..].copy_from_slice(&crc.to_le_bytes());
-        // Field by field: `stored` borrows the compressor.
-        Self::push(
-            &mut self.pending,
-            &mut self.file_crc,
-            &mut self.offset,
-            stored,
-        );
-        Self::push(
-            &mut self.pending,
-            &mut self.file_crc,
-            &mut self.offset,
-            &trailer,
-        );
-        if self.pending.len() >= WRITE_BUFFER {
-            self.write_out()?;
-        }
+        self.sink.push(stored);
+        self.sink.push(&trailer);
+        let handle = BlockHandle {
+            offset,
+            size: stored.len() as u64,
+        };
+        self.write_out_if_full()?;
         Ok(handle)
-    }
-
-    fn push(pending: &mut Vec<u8>, crc: &mut crc32fast::Hasher, offset: &mut u64, data: &[u8]) {
-        if pending.capacity() == 0 {
-            pending.reserve_exact(WRITE_BUFFER + (4 << 10));
-        }
-        pending.extend_from_slice(data);
-        crc.update(data);
-        *offset += data.len() as u64;
     }
 
     /// Bytes outside any block (the footer).
     fn raw(&mut self, data: &[u8]) -> Result<()> {
-        Self::push(
-            &mut self.pending,
-            &mut self.file_crc,
-            &mut self.offset,
-            data,
-        );
-        if self.pending.len() >= WRITE_BUFFER {
+        self.sink.push(data);
+        self.write_out_if_full()
+    }
+
+    fn write_out_if_full(&mut self) -> Result<()> {
+        if self.sink.bytes.len() >= WRITE_BUFFER {
             self.write_out()?;
         }
         Ok(())
     }
 
     fn write_out(&mut self) -> Result<()> {
-        if !self.pending.is_empty() {
-            self.file.append(&self.pending).ctx(&self.path)?;
-            self.pending.clear();
+        if !self.sink.bytes.is_empty() {
+            self.file.append(&self.sink.bytes).ctx(&self.path)?;
+            self.sink.bytes.clear();
         }
         Ok(())
     }
@@ -139,12 +133,14 @@ impl TableBuilder {
         TableBuilder {
             out: BlockWriter {
                 file,
-                pending: Vec::new(),
                 path,
-                offset: 0,
                 unique_id,
                 compressor: Compressor::default(),
-                file_crc: crc32fast::Hasher::new(),
+                sink: Pending {
+                    bytes: Vec::new(),
+                    offset: 0,
+                    file_crc: crc32fast::Hasher::new(),
+                },
             },
             opts,
             data: BlockBuilder::new(opts.restart_interval),
@@ -227,10 +223,13 @@ impl TableBuilder {
         if self.data.is_empty() {
             return Ok(());
         }
-        let raw = self.data.finish();
-        self.props.raw_data_size += raw.len() as u64;
-        let handle = self.out.block(raw, self.opts.compression)?;
-        self.data.reset();
+        let compression = self.opts.compression;
+        let out = &mut self.out;
+        let (raw_len, handle) = self
+            .data
+            .finish_with(|raw| (raw.len(), out.block(raw, compression)));
+        let handle = handle?;
+        self.props.raw_data_size += raw_len as u64;
         self.props.stored_data_size += handle.size;
         self.props.data_blocks += 1;
         self.pending_index = Some(handle);
@@ -239,7 +238,7 @@ impl TableBuilder {
 
     /// Bytes written so far plus the block being built.
     pub(crate) fn estimated_size(&self) -> u64 {
-        self.out.offset + self.data.estimated_size() as u64
+        self.out.sink.offset + self.data.estimated_size() as u64
     }
 
     /// Writes the remaining blocks and the footer, syncs the file and
@@ -270,7 +269,8 @@ impl TableBuilder {
         };
         let props = self.props.encode();
         let properties = self.out.block(&props, Compression::None)?;
-        let index = self.out.block(self.index.finish(), self.opts.compression)?;
+        let (out, compression) = (&mut self.out, self.opts.compression);
+        let index = self.index.finish_with(|raw| out.block(raw, compression))?;
         let footer = Footer {
             index,
             filter,
@@ -282,8 +282,8 @@ impl TableBuilder {
         self.out.raw(&footer.encode())?;
         self.out.write_out()?;
         self.out.file.sync().ctx(&self.out.path)?;
-        self.props.file_size = self.out.offset;
-        self.props.file_crc = self.out.file_crc.clone().finalize();
+        self.props.file_size = self.out.sink.offset;
+        self.props.file_crc = self.out.sink.file_crc.clone().finalize();
         Ok(self.props)
     }
 }

@@ -336,7 +336,7 @@ mod tests {
         for (i, k) in keys.iter().enumerate() {
             b.add(k, format!("v{i}").as_bytes());
         }
-        (keys, Bytes::from(b.finish().to_vec()))
+        (keys, Bytes::from(b.finish_with(<[u8]>::to_vec)))
     }
 
     fn cursor(data: &Bytes) -> BlockCursor {
