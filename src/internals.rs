@@ -285,7 +285,7 @@ pub fn build_block(entries: &[(Vec<u8>, Vec<u8>)], restart_interval: usize) -> V
     for (k, v) in entries {
         b.add(k, v);
     }
-    b.finish().to_vec()
+    b.finish_with(<[u8]>::to_vec)
 }
 
 /// The encoded internal key of a put of `user_key` at `seq`.
@@ -366,16 +366,7 @@ impl Table {
     /// default block size, restarts, bloom filter and LZ4, and opens it
     /// with a block cache of `cache_size` bytes.
     pub fn build(pairs: &[(Vec<u8>, Vec<u8>)], cache_size: usize) -> crate::Result<Table> {
-        let fs = FaultInjectionFs::new();
-        let dir = Path::new("/bench");
-        fs.create_dir_all(dir).map_err(crate::Error::from)?;
-        let path = dir.join("000001.sst");
-        let file = fs.create(&path).map_err(crate::Error::from)?;
-        let mut b = crate::table::TableBuilder::new(file, path.clone(), Self::BUILD);
-        for (k, v) in pairs {
-            b.add(&internal_key(k, 1), v)?;
-        }
-        b.finish()?;
+        let (fs, path, _) = Self::write_in_memory(pairs)?;
         let file = fs.open(&path).map_err(crate::Error::from)?;
         let cache =
             (cache_size > 0).then(|| Arc::new(crate::block_cache::BlockCache::new(cache_size)));
@@ -386,27 +377,35 @@ impl Table {
     /// [`build`](Self::build) does, without opening it; returns the file's
     /// size. What a flush, a compaction or an `SstWriter` spends per table.
     pub fn write(pairs: &[(Vec<u8>, Vec<u8>)]) -> crate::Result<u64> {
+        Self::write_in_memory(pairs).map(|(_, _, size)| size)
+    }
+
+    /// Default block size, restarts, bloom filter and LZ4, into an
+    /// in-memory file system.
+    fn write_in_memory(
+        pairs: &[(Vec<u8>, Vec<u8>)],
+    ) -> crate::Result<(FaultInjectionFs, std::path::PathBuf, u64)> {
         let fs = FaultInjectionFs::new();
         let dir = Path::new("/bench");
         fs.create_dir_all(dir).map_err(crate::Error::from)?;
         let path = dir.join("000001.sst");
         let file = fs.create(&path).map_err(crate::Error::from)?;
-        let mut b = crate::table::TableBuilder::new(file, path, Self::BUILD);
+        let opts = crate::table::TableBuildOptions {
+            block_size: 4096,
+            restart_interval: 16,
+            bloom_bits_per_key: 10,
+            compression: crate::Compression::Lz4,
+        };
+        let mut b = crate::table::TableBuilder::new(file, path.clone(), opts);
         let mut ikey = Vec::new();
         for (k, v) in pairs {
             ikey.clear();
             crate::types::encode_internal_key(&mut ikey, k, 1, crate::types::ValueKind::Put);
             b.add(&ikey, v)?;
         }
-        Ok(b.finish()?.file_size)
+        let size = b.finish()?.file_size;
+        Ok((fs, path, size))
     }
-
-    const BUILD: crate::table::TableBuildOptions = crate::table::TableBuildOptions {
-        block_size: 4096,
-        restart_interval: 16,
-        bloom_bits_per_key: 10,
-        compression: crate::Compression::Lz4,
-    };
 
     /// Point lookup of `user_key`; whether it has a value.
     pub fn get(&self, user_key: &[u8]) -> crate::Result<bool> {

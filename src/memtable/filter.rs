@@ -46,9 +46,9 @@ impl KeyFilter {
         }
     }
 
-    /// Records the key with filter hash `h`. Only the memtable's writer
-    /// calls this (inserts are serialised), so each word is read and
-    /// written back rather than or-ed atomically.
+    /// Records the key with filter hash `h`. Called only under the
+    /// skiplist's writer lock (from its insert, before publishing), so each
+    /// word is read and written back rather than or-ed atomically.
     pub(super) fn insert(&self, h: u64) {
         let (line, bits) = local_probe(h, self.lines.len(), PROBES);
         let line = &self.lines[line].0;
