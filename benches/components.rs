@@ -3,7 +3,7 @@
 //! dev-dependency on itself). `cargo bench --bench components`.
 
 use aidb::internals::{
-    build_block, internal_key, Block, BlockCache, DataBlock, LogWriter, MemTable, Table,
+    build_block, internal_key, Block, BlockCache, DataBlock, Index, LogWriter, MemTable, Table,
 };
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use std::hint::black_box;
@@ -139,6 +139,45 @@ fn block(c: &mut Criterion) {
     g.finish();
 }
 
+/// The index search every lookup starts with, over 256 K entries (the
+/// data blocks of 10M db_bench keys): far more than the CPU caches hold,
+/// as at 10M keys. The plain binary search of the decoded block (what
+/// tables did before) next to the table's prefix-array search.
+fn index(c: &mut Criterion) {
+    let mut user: Vec<Vec<u8>> = (0..256 * 1024u64).map(key).collect();
+    user.sort();
+    user.dedup();
+    let ikeys: Vec<Vec<u8>> = user.iter().map(|k| internal_key(k, 1)).collect();
+    let block = Block::decode(&build_block(
+        &ikeys
+            .iter()
+            .map(|k| (k.clone(), vec![0u8; 4]))
+            .collect::<Vec<_>>(),
+        1,
+    ))
+    .unwrap();
+    let index = Index::build(&ikeys);
+    let targets: Vec<Vec<u8>> = (0..4096u64)
+        .map(|i| internal_key(&key(i * 7919 + 1_000_003), 9))
+        .collect();
+    let mut g = c.benchmark_group("index");
+    g.throughput(Throughput::Elements(1));
+    let mut i = 0;
+    g.bench_function("block_seek_256k", |b| {
+        b.iter(|| {
+            i = (i + 1) % targets.len();
+            black_box(block.seek(&targets[i]))
+        })
+    });
+    g.bench_function("prefix_seek_256k", |b| {
+        b.iter(|| {
+            i = (i + 1) % targets.len();
+            black_box(index.seek(&targets[i]))
+        })
+    });
+    g.finish();
+}
+
 fn table(c: &mut Criterion) {
     let mut pairs: Vec<(Vec<u8>, Vec<u8>)> =
         (0..100_000u64).map(|i| (key(i), vec![9u8; 100])).collect();
@@ -219,5 +258,5 @@ fn cache(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, memtable, wal, block, table, cache);
+criterion_group!(benches, memtable, wal, block, index, table, cache);
 criterion_main!(benches);

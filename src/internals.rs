@@ -312,6 +312,27 @@ impl Block {
     }
 }
 
+/// A table's index as an open table searches it, for benchmarks.
+pub struct Index(crate::table::Index);
+
+impl Index {
+    /// The index of an index block holding `ikeys` (sorted internal keys).
+    pub fn build(ikeys: &[Vec<u8>]) -> Index {
+        let mut b = crate::table::BlockBuilder::new(1);
+        for k in ikeys {
+            b.add(k, &[0; 4]);
+        }
+        let block = crate::table::Block::decode(bytes::Bytes::from(b.finish_with(<[u8]>::to_vec)))
+            .expect("a block just built decodes");
+        Index(crate::table::Index::new(block))
+    }
+
+    /// Index of the first entry `>= ikey`.
+    pub fn seek(&self, ikey: &[u8]) -> usize {
+        self.0.seek(ikey)
+    }
+}
+
 /// A data block as the block cache holds it (read in place), for
 /// benchmarks.
 #[derive(Clone)]

@@ -238,7 +238,9 @@ impl Block {
     }
 
     /// Index of the first entry whose key is `>= target` under `cmp`
-    /// (`len()` when none is).
+    /// (`len()` when none is). Tables search their index through
+    /// [`super::index::Index`]; this plain search is its benchmark baseline.
+    #[cfg(any(test, feature = "internals"))]
     pub(crate) fn seek(&self, target: &[u8], cmp: fn(&[u8], &[u8]) -> Ordering) -> usize {
         let (mut lo, mut hi) = (0, self.len());
         while lo < hi {

@@ -18,6 +18,7 @@ mod builder;
 mod data_block;
 mod describe;
 mod format;
+mod index;
 mod reader;
 
 #[cfg(any(test, feature = "internals"))]
@@ -32,6 +33,8 @@ pub(crate) use builder::{TableBuildOptions, TableBuilder};
 pub(crate) use data_block::BlockCursor;
 pub(crate) use data_block::DataBlock;
 pub(crate) use describe::layout;
+#[cfg(feature = "internals")]
+pub(crate) use index::Index;
 pub(crate) use reader::{BloomStats, Table, TableIterator};
 
 use crate::coding::{get_length_prefixed, get_varint64, put_length_prefixed, put_varint64};

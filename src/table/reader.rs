@@ -7,6 +7,7 @@ use super::block::Block;
 use super::bloom;
 use super::data_block::{BlockCursor, DataBlock};
 use super::format::{unpack_block, BlockHandle, Footer, BLOCK_TRAILER_LEN, FOOTER_LEN};
+use super::index::Index;
 use super::TableProperties;
 use crate::block_cache::BlockCache;
 use crate::counter::StripedCounter;
@@ -32,7 +33,7 @@ pub(crate) struct Table {
     path: PathBuf,
     number: u64,
     cache: Option<Arc<BlockCache>>,
-    index: Block,
+    index: Index,
     /// The data block handles, decoded from the index once.
     handles: Vec<BlockHandle>,
     filter: Option<bloom::Filter>,
@@ -87,6 +88,7 @@ impl Table {
             next_offset = h.offset + h.size + BLOCK_TRAILER_LEN as u64;
             handles.push(h);
         }
+        let index = Index::new(index);
         let filter = if footer.filter.size == 0 {
             None
         } else {
@@ -188,7 +190,7 @@ impl Table {
             }
         }
         let target = key.internal_key();
-        let mut b = self.index.seek(target, compare_internal_keys);
+        let mut b = self.index.seek(target);
         let mut key_buf = KEY_BUF.take();
         let found = loop {
             if b >= self.handles.len() {
@@ -440,7 +442,7 @@ impl InternalIterator for TableIterator {
 
     fn seek(&mut self, ikey: &[u8]) {
         self.error = None;
-        let i = self.table.index.seek(ikey, compare_internal_keys);
+        let i = self.table.index.seek(ikey);
         if self.load(i) {
             if let Some(c) = &mut self.cursor {
                 c.seek(ikey);
@@ -452,11 +454,7 @@ impl InternalIterator for TableIterator {
     fn seek_for_prev(&mut self, ikey: &[u8]) {
         self.error = None;
         let n = self.table.handles.len();
-        let i = self
-            .table
-            .index
-            .seek(ikey, compare_internal_keys)
-            .min(n.saturating_sub(1));
+        let i = self.table.index.seek(ikey).min(n.saturating_sub(1));
         if n == 0 || !self.load(i) {
             return;
         }
