@@ -5,13 +5,13 @@
 //! On the decoded block each probe loads a key's end offset and then the
 //! key, two cache lines apart; at 10M keys the index of all tables no
 //! longer fits the cache, and those two loads were a fifth of a reader
-//! thread's time. Here each probe first compares the eight bytes that
-//! follow the prefix the table's index keys share, read as a big-endian
-//! `u64` from one array (a table of 16 K blocks: 128 KiB),
-//! found through every eighth of them (16 KiB, which stays cached), so a
-//! search reads one group of eight from the big array; the full key is
-//! loaded only when the prefixes are equal. Nothing of this is stored on
-//! disk.
+//! thread's time. Here each probe first compares a `u64` rank of the key:
+//! the eight bytes after the prefix the table's index keys share (all but
+//! perhaps the last, see `Index::new`), big-endian, from one array (a
+//! table of 16 K blocks: 128 KiB). A search finds its group of eight in
+//! an array of every eighth rank (16 KiB, which stays cached) and then
+//! reads that one group; the full key is loaded only when ranks tie.
+//! Nothing of this is stored on disk.
 
 use super::block::Block;
 use crate::types::{compare_bytes, compare_internal_keys, user_key};
