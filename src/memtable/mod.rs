@@ -30,8 +30,10 @@ const RANGE_DEL_OVERHEAD: usize = 64;
 /// A sorted in-memory table of recent writes.
 pub(crate) struct MemTable {
     list: SkipList,
-    /// The user keys of `list`, for point lookups.
-    filter: filter::KeyFilter,
+    /// The user keys of `list`, for point lookups; `None` for a memtable
+    /// no read searches (replayed to be flushed), which then skips the
+    /// hashing on insert.
+    filter: Option<filter::KeyFilter>,
     /// Bytes charged for range tombstones.
     range_del_size: AtomicUsize,
     /// Number of the log file that holds this memtable's writes.
@@ -45,12 +47,12 @@ pub(crate) struct MemTable {
 
 impl MemTable {
     /// An empty memtable whose writes are in log `log_number`, with a key
-    /// filter of `filter_bytes` (see [`filter_bytes`]; 0 for one that no
-    /// read will search).
+    /// filter of `filter_bytes` (see [`filter_bytes`]; 0: no filter, for
+    /// one that no read will search; lookups then search the skiplist).
     pub(crate) fn new(log_number: u64, filter_bytes: usize) -> MemTable {
         MemTable {
             list: SkipList::new(),
-            filter: filter::KeyFilter::new(filter_bytes),
+            filter: (filter_bytes > 0).then(|| filter::KeyFilter::new(filter_bytes)),
             range_del_size: AtomicUsize::new(0),
             log_number,
             range_dels: RwLock::new(Vec::new()),
@@ -102,13 +104,16 @@ impl MemTable {
     /// Adds an entry. Callers serialise inserts (one writer at a time) and
     /// never insert the same (key, seq) twice.
     pub(crate) fn insert(&self, user_key: &[u8], seq: SeqNo, kind: ValueKind, value: &[u8]) {
+        let trailer = pack_trailer(seq, kind).to_le_bytes();
+        let Some(filter) = &self.filter else {
+            return self.list.insert(user_key, trailer, value, || {});
+        };
         let h = crate::table::bloom_hash(user_key);
         // The filter's line arrives while the skiplist searches; its bits
         // are set before the skiplist publishes the entry (see `filter`).
-        self.filter.prefetch(h);
-        let trailer = pack_trailer(seq, kind).to_le_bytes();
+        filter.prefetch(h);
         self.list
-            .insert(user_key, trailer, value, || self.filter.insert(h));
+            .insert(user_key, trailer, value, || filter.insert(h));
     }
 
     /// The newest entry for `user_key` with sequence number `<= seq`.
@@ -121,7 +126,8 @@ impl MemTable {
     pub(crate) fn lookup(&self, key: &LookupKey) -> Option<(SeqNo, ValueKind, &[u8])> {
         // An empty memtable (every one after a flush, until written) is
         // answered without touching the filter.
-        if self.list.first().is_none() || !self.filter.may_contain(key.filter_hash()) {
+        let filtered_out = |f: &filter::KeyFilter| !f.may_contain(key.filter_hash());
+        if self.list.first().is_none() || self.filter.as_ref().is_some_and(filtered_out) {
             return None;
         }
         let node = self.list.seek(key.internal_key())?;
@@ -259,6 +265,25 @@ mod tests {
         assert_eq!(newest(b"j"), Some(4));
         assert_eq!(newest(b"kk"), None);
         assert_eq!(newest(b""), None);
+    }
+
+    #[test]
+    fn a_memtable_without_a_filter_is_searched() {
+        // Replayed memtables have no filter; should one be searched (a
+        // read-only open keeps what it replays), nothing may be missed.
+        let m = MemTable::new(1, 0);
+        assert!(m.filter.is_none());
+        for i in 0..1000u64 {
+            m.insert(format!("k{i}").as_bytes(), i + 1, ValueKind::Put, b"v");
+        }
+        for i in 0..1000u64 {
+            let key = format!("k{i}");
+            assert_eq!(
+                m.get(key.as_bytes(), crate::types::MAX_SEQNO).map(|e| e.0),
+                Some(i + 1)
+            );
+        }
+        assert_eq!(m.get(b"absent", crate::types::MAX_SEQNO), None);
     }
 
     #[test]
