@@ -3,7 +3,8 @@
 //! dev-dependency on itself). `cargo bench --bench components`.
 
 use aidb::internals::{
-    build_block, internal_key, Block, BlockCache, DataBlock, Index, LogWriter, MemTable, Table,
+    build_block, internal_key, Block, BlockCache, DataBlock, Index, LogWriter, MemTable, Merge,
+    Table,
 };
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use std::hint::black_box;
@@ -258,5 +259,35 @@ fn cache(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, memtable, wal, block, index, table, cache);
+/// The merging iterator over several children. "interleaved": eight
+/// children taking keys in turn, so every step changes child (the worst
+/// case). "skewed": one child with 90% of the keys and seven small ones, as
+/// a tree whose last level holds most data.
+fn merge(c: &mut Criterion) {
+    let keys: Vec<Vec<u8>> = (0..100_000u64).map(key).collect();
+    let interleaved = Merge::build(&keys, 8, |i| i).unwrap();
+    let skewed = Merge::build(&keys, 8, |i| if i % 10 == 0 { 1 + i / 10 % 7 } else { 0 }).unwrap();
+    let mut g = c.benchmark_group("merge");
+    g.sample_size(20);
+    g.throughput(Throughput::Elements(keys.len() as u64));
+    for (name, m) in [("interleaved", &interleaved), ("skewed", &skewed)] {
+        g.bench_function(format!("scan_{name}"), |b| {
+            b.iter(|| black_box(m.scan(false)))
+        });
+        g.bench_function(format!("scan_reverse_{name}"), |b| {
+            b.iter(|| black_box(m.scan(true)))
+        });
+    }
+    g.throughput(Throughput::Elements(1));
+    let mut i = 0u64;
+    g.bench_function("seek_next10_skewed", |b| {
+        b.iter(|| {
+            i = (i + 7919) % keys.len() as u64;
+            black_box(skewed.seek_next(&key(i), 10))
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, memtable, wal, block, index, table, cache, merge);
 criterion_main!(benches);

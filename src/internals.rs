@@ -254,6 +254,74 @@ impl MemTable {
     }
 }
 
+/// A merging iterator over several tables (their blocks cached), for
+/// benchmarks: what every scan and seek of a database steps through.
+pub struct Merge(Vec<Table>);
+
+impl Merge {
+    /// `keys[i]` goes into table `child_of(i) % children`; keys distinct.
+    pub fn build(
+        keys: &[Vec<u8>],
+        children: usize,
+        child_of: impl Fn(usize) -> usize,
+    ) -> crate::Result<Merge> {
+        let mut parts: Vec<Vec<(Vec<u8>, Vec<u8>)>> = vec![Vec::new(); children];
+        for (i, k) in keys.iter().enumerate() {
+            parts[child_of(i) % children].push((k.clone(), vec![7; 100]));
+        }
+        let mut tables = Vec::new();
+        for mut p in parts {
+            p.sort();
+            let t = Table::build(&p, 256 << 20)?;
+            t.scan(); // warm its cache
+            tables.push(t);
+        }
+        Ok(Merge(tables))
+    }
+
+    fn iter(&self) -> crate::merge::MergingIterator {
+        let children: Vec<Box<dyn InternalIterator>> = self
+            .0
+            .iter()
+            .map(|t| Box::new(t.0.iter()) as Box<dyn InternalIterator>)
+            .collect();
+        crate::merge::MergingIterator::new(children)
+    }
+
+    /// Steps over every entry, forward or backward; returns how many.
+    pub fn scan(&self, reverse: bool) -> usize {
+        let mut it = self.iter();
+        let mut n = 0;
+        if reverse {
+            it.seek_to_last();
+            while it.valid() {
+                n += it.key().len().min(1);
+                it.prev();
+            }
+        } else {
+            it.seek_to_first();
+            while it.valid() {
+                n += it.key().len().min(1);
+                it.next();
+            }
+        }
+        n
+    }
+
+    /// Builds an iterator, seeks it to `user_key` and steps `count` entries
+    /// forward: a short range scan.
+    pub fn seek_next(&self, user_key: &[u8], count: usize) -> usize {
+        let mut it = self.iter();
+        it.seek(&internal_key(user_key, u64::MAX >> 8));
+        let mut n = 0;
+        while it.valid() && n < count {
+            n += 1;
+            it.next();
+        }
+        n
+    }
+}
+
 /// A write-ahead log writer on the real file system, for benchmarks.
 pub struct LogWriter(crate::wal::LogWriter);
 
