@@ -105,7 +105,10 @@ impl DbRawIterator {
                 }
             }
         }
-        for files in view.version.levels.iter().skip(1).filter(|f| !f.is_empty()) {
+        for (level, files) in view.version.levels.iter().enumerate().skip(1) {
+            if files.is_empty() {
+                continue;
+            }
             // Only files that hold range tombstones are opened up front.
             for file in files.iter().filter(|f| f.meta.range_deletions > 0) {
                 match inner.table_cache.get(file) {
@@ -114,7 +117,8 @@ impl DbRawIterator {
                 }
             }
             children.push(Box::new(LevelIterator::new(
-                files.clone(),
+                view.version.clone(),
+                level,
                 inner.table_cache.clone(),
             )));
         }

@@ -7,14 +7,17 @@ use crate::error::{Error, Result};
 use crate::internal_iter::InternalIterator;
 use crate::table::TableIterator;
 use crate::types::compare_internal_keys;
-use crate::version::LiveFile;
+use crate::version::{LiveFile, Version};
 use std::cmp::Ordering;
 use std::sync::Arc;
 
 /// Concatenates the files of a sorted level. Tables are opened (through the
-/// table cache) only when the cursor reaches them.
+/// table cache) only when the cursor reaches them. The level's file list is
+/// read in place from the version (which the read view holds anyway), not
+/// copied: a copy took a reference on every file of the level per iterator.
 pub(crate) struct LevelIterator {
-    files: Vec<Arc<LiveFile>>,
+    version: Arc<Version>,
+    level: usize,
     cache: Arc<TableCache>,
     /// Index of the open file and its cursor.
     current: Option<(usize, TableIterator)>,
@@ -22,9 +25,14 @@ pub(crate) struct LevelIterator {
 }
 
 impl LevelIterator {
-    pub(crate) fn new(files: Vec<Arc<LiveFile>>, cache: Arc<TableCache>) -> LevelIterator {
+    pub(crate) fn new(
+        version: Arc<Version>,
+        level: usize,
+        cache: Arc<TableCache>,
+    ) -> LevelIterator {
         LevelIterator {
-            files,
+            version,
+            level,
             cache,
             current: None,
             error: None,
@@ -34,7 +42,7 @@ impl LevelIterator {
     /// Opens file `i` (none when out of range or on error).
     fn open(&mut self, i: usize) -> Option<&mut TableIterator> {
         self.current = None;
-        let file = self.files.get(i)?;
+        let file = self.version.levels[self.level].get(i)?;
         match self.cache.get(file) {
             Ok(table) => {
                 self.current = Some((i, table.iter()));
@@ -78,6 +86,10 @@ impl LevelIterator {
         }
     }
 
+    fn files(&self) -> &[Arc<LiveFile>] {
+        &self.version.levels[self.level]
+    }
+
     fn it(&self) -> Option<&TableIterator> {
         self.current.as_ref().map(|(_, it)| it)
     }
@@ -94,7 +106,7 @@ impl InternalIterator for LevelIterator {
 
     fn seek_to_last(&mut self) {
         self.error = None;
-        if let Some(last) = self.files.len().checked_sub(1) {
+        if let Some(last) = self.files().len().checked_sub(1) {
             if let Some(it) = self.open(last) {
                 it.seek_to_last();
             }
@@ -106,7 +118,7 @@ impl InternalIterator for LevelIterator {
         self.error = None;
         // The first file whose largest key is >= ikey.
         let i = self
-            .files
+            .files()
             .partition_point(|f| compare_internal_keys(&f.meta.largest, ikey) == Ordering::Less);
         if let Some(it) = self.open(i) {
             it.seek(ikey);
@@ -117,7 +129,7 @@ impl InternalIterator for LevelIterator {
     fn seek_for_prev(&mut self, ikey: &[u8]) {
         self.error = None;
         // The last file whose smallest key is <= ikey.
-        let n = self.files.partition_point(|f| {
+        let n = self.files().partition_point(|f| {
             compare_internal_keys(&f.meta.smallest, ikey) != Ordering::Greater
         });
         let Some(i) = n.checked_sub(1) else {
