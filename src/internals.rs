@@ -99,7 +99,7 @@ pub fn block(data: &[u8]) {
         }
         let _ = b.seek(data, cmp);
     }
-    let Ok(raw) = crate::table::DataBlock::new(bytes) else {
+    let Ok(raw) = crate::table::DataBlock::new(bytes.to_vec()) else {
         assert!(
             decoded.as_ref().is_none_or(|b| b.len() == 0),
             "the cursor refused a block the decoder accepts"
@@ -409,7 +409,7 @@ pub struct DataBlock(Arc<crate::table::DataBlock>);
 impl DataBlock {
     /// Locates the restart array of an encoded block.
     pub fn load(data: &[u8]) -> Option<DataBlock> {
-        crate::table::DataBlock::new(bytes::Bytes::copy_from_slice(data))
+        crate::table::DataBlock::new(data.to_vec())
             .ok()
             .map(|b| DataBlock(Arc::new(b)))
     }

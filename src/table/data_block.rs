@@ -15,22 +15,38 @@
 //! by `verify`) still checks everything, key order included.
 
 use crate::types::compare_internal_keys;
-use bytes::Bytes;
 use std::cmp::Ordering;
 use std::sync::Arc;
 
 /// A data block's bytes with its restart array located.
 pub(crate) struct DataBlock {
-    data: Bytes,
+    /// A plain vector: the block cache hands an evicted block's memory to
+    /// the next block read (see `block_cache`), which `Bytes` would copy.
+    data: Vec<u8>,
     /// Where the restart array starts: entries lie before it.
     restarts_at: usize,
     restarts: usize,
 }
 
+/// A value inside a data block, keeping the block alive.
+pub(crate) struct BlockValue {
+    block: Arc<DataBlock>,
+    start: usize,
+    end: usize,
+}
+
+impl std::ops::Deref for BlockValue {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.block.data[self.start..self.end]
+    }
+}
+
 impl DataBlock {
     /// Checks that the restart array fits and points, in order, inside the
     /// entries.
-    pub(crate) fn new(data: Bytes) -> Result<DataBlock, String> {
+    pub(crate) fn new(data: Vec<u8>) -> Result<DataBlock, String> {
         let (restarts_at, restarts) = super::block::locate_restarts(&data)?;
         let block = DataBlock {
             data,
@@ -66,6 +82,11 @@ impl DataBlock {
         } else {
             self.restarts_at
         }
+    }
+
+    /// The block's memory, for reuse.
+    pub(crate) fn into_buffer(self) -> Vec<u8> {
+        self.data
     }
 
     /// Memory the cached block holds.
@@ -169,8 +190,12 @@ impl BlockCursor {
     }
 
     /// The value, sharing the block's memory.
-    pub(crate) fn value_bytes(&self) -> Bytes {
-        self.block.data.slice(self.value.0..self.value.1)
+    pub(crate) fn value_ref(&self) -> BlockValue {
+        BlockValue {
+            block: self.block.clone(),
+            start: self.value.0,
+            end: self.value.1,
+        }
     }
 
     fn invalidate(&mut self) {
@@ -323,6 +348,7 @@ mod tests {
     use super::*;
     use crate::table::block::{Block, BlockBuilder};
     use crate::types::{encode_internal_key, ValueKind};
+    use bytes::Bytes;
 
     fn ik(k: &str, seq: u64) -> Vec<u8> {
         let mut v = Vec::new();
@@ -340,7 +366,7 @@ mod tests {
     }
 
     fn cursor(data: &Bytes) -> BlockCursor {
-        BlockCursor::new(Arc::new(DataBlock::new(data.clone()).unwrap()), Vec::new())
+        BlockCursor::new(Arc::new(DataBlock::new(data.to_vec()).unwrap()), Vec::new())
     }
 
     #[test]
@@ -373,7 +399,7 @@ mod tests {
                         assert!(!c.valid());
                     } else {
                         assert_eq!(c.key(), decoded.key(want), "seek {i}");
-                        assert_eq!(c.value_bytes(), decoded.value(want));
+                        assert_eq!(&c.value_ref()[..], decoded.value(want));
                     }
                 }
             }
@@ -438,7 +464,7 @@ mod tests {
     fn malformed_blocks_give_errors_not_panics() {
         let (_, data) = build(20, 3);
         for cut in 0..data.len() {
-            if let Ok(b) = DataBlock::new(data.slice(..cut)) {
+            if let Ok(b) = DataBlock::new(data[..cut].to_vec()) {
                 walk(b);
             }
         }
@@ -447,7 +473,7 @@ mod tests {
             for flip in [0x01, 0x80, 0xff] {
                 let mut bad = data.to_vec();
                 bad[i] ^= flip;
-                if let Ok(b) = DataBlock::new(Bytes::from(bad)) {
+                if let Ok(b) = DataBlock::new(bad.clone()) {
                     errors += walk(b);
                 }
             }
@@ -489,6 +515,6 @@ mod tests {
         bad.extend_from_slice(&1u32.to_le_bytes());
         let bad = Bytes::from(bad);
         assert!(Block::decode(bad.clone()).is_err());
-        assert!(DataBlock::new(bad).is_err());
+        assert!(DataBlock::new(bad.to_vec()).is_err());
     }
 }

@@ -112,10 +112,13 @@ impl Compressor {
     }
 }
 
-/// Undoes [`Compressor::compress`]; the error says what is wrong.
-pub(crate) fn decompress(stored: &[u8], kind: u8) -> Result<Vec<u8>, String> {
+/// Undoes [`Compressor::compress`] into `out`'s memory (its contents are
+/// replaced: a reader reuses the memory of a block the cache evicted); the
+/// error says what is wrong.
+fn decompress_into(stored: &[u8], kind: u8, mut out: Vec<u8>) -> Result<Vec<u8>, String> {
+    out.clear();
     match kind {
-        NO_COMPRESSION => Ok(stored.to_vec()),
+        NO_COMPRESSION => out.extend_from_slice(stored),
         LZ4 => {
             let len = get_u32_le(stored).ok_or("lz4 block too short")? as usize;
             if len > MAX_BLOCK_SIZE || len > stored.len() * MAX_LZ4_RATIO + 64 {
@@ -124,8 +127,10 @@ pub(crate) fn decompress(stored: &[u8], kind: u8) -> Result<Vec<u8>, String> {
                     stored.len()
                 ));
             }
-            lz4_flex::block::decompress_size_prepended(stored)
-                .map_err(|e| format!("lz4 decompression failed: {e}"))
+            out.resize(len, 0);
+            let n = lz4_flex::block::decompress_into(&stored[4..], &mut out)
+                .map_err(|e| format!("lz4 decompression failed: {e}"))?;
+            out.truncate(n);
         }
         SNAPPY => {
             let len =
@@ -136,12 +141,15 @@ pub(crate) fn decompress(stored: &[u8], kind: u8) -> Result<Vec<u8>, String> {
                     stored.len()
                 ));
             }
-            snap::raw::Decoder::new()
-                .decompress_vec(stored)
-                .map_err(|e| format!("snappy decompression failed: {e}"))
+            out.resize(len, 0);
+            let n = snap::raw::Decoder::new()
+                .decompress(stored, &mut out)
+                .map_err(|e| format!("snappy decompression failed: {e}"))?;
+            out.truncate(n);
         }
-        other => Err(format!("unknown compression type {other}")),
+        other => return Err(format!("unknown compression type {other}")),
     }
+    Ok(out)
 }
 
 /// Where a block belongs: its table's unique id and its offset. Format 2
@@ -174,6 +182,15 @@ pub(crate) fn unpack_block(
     with_trailer: &[u8],
     context: Option<BlockContext>,
 ) -> Result<Vec<u8>, String> {
+    unpack_block_into(with_trailer, context, Vec::new())
+}
+
+/// [`unpack_block`] into `out`'s memory (its contents are replaced).
+pub(crate) fn unpack_block_into(
+    with_trailer: &[u8],
+    context: Option<BlockContext>,
+    out: Vec<u8>,
+) -> Result<Vec<u8>, String> {
     let split = with_trailer
         .len()
         .checked_sub(BLOCK_TRAILER_LEN)
@@ -189,7 +206,7 @@ pub(crate) fn unpack_block(
             None => "block checksum mismatch".into(),
         });
     }
-    decompress(contents, kind)
+    decompress_into(contents, kind, out)
 }
 
 /// The fixed-size footer. Format 2 (88 bytes):

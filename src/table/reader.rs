@@ -5,8 +5,8 @@
 
 use super::block::Block;
 use super::bloom;
-use super::data_block::{BlockCursor, DataBlock};
-use super::format::{unpack_block, BlockHandle, Footer, BLOCK_TRAILER_LEN, FOOTER_LEN};
+use super::data_block::{BlockCursor, BlockValue, DataBlock};
+use super::format::{unpack_block_into, BlockHandle, Footer, BLOCK_TRAILER_LEN, FOOTER_LEN};
 use super::index::Index;
 use super::TableProperties;
 use crate::block_cache::BlockCache;
@@ -171,8 +171,9 @@ impl Table {
         &self,
         user_key: &[u8],
         seq: SeqNo,
-    ) -> Result<Option<(SeqNo, ValueKind, Bytes)>> {
-        self.lookup(&crate::types::LookupKey::new(user_key, seq))
+    ) -> Result<Option<(SeqNo, ValueKind, Vec<u8>)>> {
+        let found = self.lookup(&crate::types::LookupKey::new(user_key, seq))?;
+        Ok(found.map(|(seq, kind, value)| (seq, kind, value.to_vec())))
     }
 
     /// The newest entry for `key`'s user key visible at its sequence
@@ -180,7 +181,7 @@ impl Table {
     pub(crate) fn lookup(
         &self,
         key: &crate::types::LookupKey,
-    ) -> Result<Option<(SeqNo, ValueKind, Bytes)>> {
+    ) -> Result<Option<(SeqNo, ValueKind, BlockValue)>> {
         let user_key = key.user_key();
         if let Some(filter) = &self.filter {
             self.bloom_stats.checks.add(1);
@@ -208,7 +209,7 @@ impl Table {
                 Some(match parse_internal_key(c.key()) {
                     None => Err(self.block_error(b, "malformed internal key")),
                     Some(p) if p.user_key != user_key => Ok(None),
-                    Some(p) => Ok(Some((p.seq, p.kind, c.value_bytes()))),
+                    Some(p) => Ok(Some((p.seq, p.kind, c.value_ref()))),
                 })
             } else {
                 // The separator may exceed the block's last key: the
@@ -241,7 +242,7 @@ impl Table {
             }
         }
         let raw = read_raw_block(&*self.file, &self.path, h, self.footer_at, &self.footer)?;
-        let block = DataBlock::new(Bytes::from(raw)).map_err(|r| self.block_error(i, &r))?;
+        let block = DataBlock::new(raw).map_err(|r| self.block_error(i, &r))?;
         let block = Arc::new(block);
         if let Some(cache) = &self.cache {
             cache.insert(self.number, h.offset, block.clone());
@@ -316,9 +317,34 @@ fn read_raw_block(
             ))
         }
     };
-    let mut buf = vec![0u8; len];
-    file.read_exact_at(h.offset, &mut buf).ctx(path)?;
-    unpack_block(&buf, footer.context(h.offset)).map_err(|r| Error::corruption(path, h.offset, r))
+    // The stored bytes go to a per-thread scratch buffer, and the block to
+    // memory the block cache took back from a block this thread evicted.
+    // With the cache full, a fresh allocation per block read and a free
+    // per eviction (often of memory another thread's allocator arena
+    // owns) cost more than the decompression.
+    READ_BUF.with(|cell| {
+        let mut buf = cell.take();
+        buf.clear();
+        buf.resize(len, 0);
+        let read = file.read_exact_at(h.offset, &mut buf).ctx(path);
+        let out = read.and_then(|()| {
+            unpack_block_into(
+                &buf,
+                footer.context(h.offset),
+                crate::block_cache::spare_buffer(),
+            )
+            .map_err(|r| Error::corruption(path, h.offset, r))
+        });
+        if buf.capacity() <= crate::block_cache::MAX_SPARE_CAPACITY {
+            cell.set(buf);
+        }
+        out
+    })
+}
+
+thread_local! {
+    /// Stored (compressed) bytes of the block being read.
+    static READ_BUF: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
 thread_local! {
