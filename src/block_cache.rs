@@ -1,12 +1,15 @@
 //! The block cache: data blocks (decompressed, read in place) shared by
 //! every table of a database, bounded in bytes.
 //!
-//! The cache is split into shards. Each shard evicts with CLOCK (second
-//! chance): a hit only sets the entry's reference bit under a *read* lock,
-//! so concurrent readers of cached blocks never serialise; an insert takes
-//! the write lock and sweeps the clock hand past referenced entries
-//! (clearing their bit) to the first unreferenced one to evict. A block's
-//! charge is its size plus a fixed overhead.
+//! The cache is split into shards. A hit only sets the entry's reference
+//! bit under a *read* lock, so concurrent readers of cached blocks never
+//! serialise; an insert takes the write lock and evicts as S3-FIFO does,
+//! without its ghost queue: a new block enters a small FIFO (a tenth of the
+//! shard), and moves to the main queue only if read again before it
+//! reaches the front; the main queue is a CLOCK (second chance) unrolled
+//! into a queue. Blocks read once, as by a scan, so leave without pushing
+//! out the ones being reused. A block's charge is its size plus a fixed
+//! overhead.
 
 use crate::counter::StripedCounter;
 use crate::int_hash::IntMap;
