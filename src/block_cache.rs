@@ -3,13 +3,15 @@
 //!
 //! The cache is split into shards. A hit only sets the entry's reference
 //! bit under a *read* lock, so concurrent readers of cached blocks never
-//! serialise; an insert takes the write lock and evicts as S3-FIFO does,
-//! without its ghost queue: a new block enters a small FIFO (a tenth of the
-//! shard), and moves to the main queue only if read again before it
-//! reaches the front; the main queue is a CLOCK (second chance) unrolled
-//! into a queue. Blocks read once, as by a scan, so leave without pushing
-//! out the ones being reused. A block's charge is its size plus a fixed
-//! overhead.
+//! serialise; an insert takes the write lock and evicts as S3-FIFO does: a
+//! new block enters a small FIFO (a tenth of the shard), and moves to the
+//! main queue if read again before it reaches the front; one that leaves
+//! unread is remembered (its key only, in the ghost queue), and goes
+//! straight to the main queue if read again while remembered. The main
+//! queue is a CLOCK (second chance) unrolled into a queue. Blocks read
+//! once, as by a scan, so leave without pushing out the ones being reused,
+//! and a new working set still replaces an old one. A block's charge is
+//! its size plus a fixed overhead.
 
 use crate::counter::StripedCounter;
 use crate::int_hash::IntMap;
@@ -45,6 +47,14 @@ struct Shard {
     main: VecDeque<Key>,
     small_usage: usize,
     usage: usize,
+    /// Keys recently evicted from `small` unread, oldest first, with the
+    /// number each was remembered under (a key can come back): a block
+    /// read again while remembered goes straight to `main`, so a working
+    /// set whose blocks come back only after many other misses still gets
+    /// cached.
+    ghosts: VecDeque<(Key, u64)>,
+    ghost_of: IntMap<Key, u64>,
+    ghost_count: u64,
 }
 
 impl Shard {
@@ -79,8 +89,27 @@ impl Shard {
             self.usage -= e.charge;
             if !e.main {
                 self.small_usage -= e.charge;
+                self.remember(key);
             }
             evicted.push(e);
+        }
+    }
+}
+
+impl Shard {
+    /// Remembers a key evicted unread from `small`, forgetting the oldest
+    /// beyond as many as the shard holds blocks.
+    fn remember(&mut self, key: Key) {
+        self.ghost_count += 1;
+        self.ghost_of.insert(key, self.ghost_count);
+        self.ghosts.push_back((key, self.ghost_count));
+        while self.ghosts.len() > self.map.len().max(16) {
+            let Some((old, n)) = self.ghosts.pop_front() else {
+                break;
+            };
+            if self.ghost_of.get(&old) == Some(&n) {
+                self.ghost_of.remove(&old);
+            }
         }
     }
 }
@@ -190,17 +219,22 @@ impl BlockCache {
             evicted.push(old);
         }
         s.make_room(charge, self.shard_capacity, &mut evicted);
+        let returning = s.ghost_of.remove(&key).is_some();
         s.map.insert(
             key,
             Entry {
                 block,
                 charge,
                 referenced: AtomicBool::new(false),
-                main: false,
+                main: returning,
             },
         );
-        s.small.push_back(key);
-        s.small_usage += charge;
+        if returning {
+            s.main.push_back(key);
+        } else {
+            s.small.push_back(key);
+            s.small_usage += charge;
+        }
         s.usage += charge;
         // The evicted blocks are freed after the lock is released.
         drop(s);
@@ -311,6 +345,38 @@ mod tests {
         }
         let hits = hits_in_a_round(20);
         assert!(hits >= 250, "{hits} of 256 reads hit");
+    }
+
+    /// When reads move from one working set to another, the new one
+    /// replaces the old in the cache, even though each of its blocks is
+    /// read again only after many other misses (so never while still in
+    /// the small queue).
+    #[test]
+    fn a_new_working_set_replaces_the_old() {
+        let b = block(1000);
+        let cache = BlockCache::new(1024 * b.charge());
+        let round = |file: u64, size: u64, round: u64| {
+            let mut hits = 0;
+            for i in 0..size {
+                let k = (i * 97 + round * 31) % size;
+                if cache.get(file, k).is_some() {
+                    hits += 1;
+                } else {
+                    cache.insert(file, k, b.clone());
+                }
+            }
+            hits
+        };
+        for r in 0..10 {
+            round(1, 900, r);
+        }
+        let hits = round(1, 900, 10);
+        assert!(hits >= 850, "{hits} of 900 reads of the first set hit");
+        for r in 0..10 {
+            round(2, 512, r);
+        }
+        let hits = round(2, 512, 10);
+        assert!(hits >= 490, "{hits} of 512 reads hit");
     }
 
     /// A scan reading each block once (four times the cache's size) does
