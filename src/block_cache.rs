@@ -12,6 +12,12 @@
 //! once, as by a scan, so leave without pushing out the ones being reused,
 //! and a new working set still replaces an old one. A block's charge is
 //! its size plus a fixed overhead.
+//!
+//! A reader that evicts a block nothing else holds keeps its memory for
+//! the next block it reads (at most four buffers of 256 KiB per thread,
+//! outside the capacity): with the cache full, every block read evicts
+//! about one, and reusing that memory is cheaper than a free and an
+//! allocation per read.
 
 use crate::counter::StripedCounter;
 use crate::int_hash::IntMap;
@@ -94,9 +100,7 @@ impl Shard {
             evicted.push(e);
         }
     }
-}
 
-impl Shard {
     /// Remembers a key evicted unread from `small`, forgetting the oldest
     /// beyond as many as the shard holds blocks.
     fn remember(&mut self, key: Key) {
@@ -153,7 +157,7 @@ fn recycle(entries: Vec<Entry>) {
     }
 }
 
-/// A sharded CLOCK cache of data blocks, keyed by (file number, offset).
+/// A sharded cache of data blocks, keyed by (file number, offset).
 pub(crate) struct BlockCache {
     shards: Vec<RwLock<Shard>>,
     shard_capacity: usize,
