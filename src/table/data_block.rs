@@ -89,9 +89,10 @@ impl DataBlock {
         self.data
     }
 
-    /// Memory the cached block holds.
+    /// Memory the cached block holds (its buffer's capacity: a reused
+    /// buffer can be larger than the block).
     pub(crate) fn charge(&self) -> usize {
-        self.data.len() + 64
+        self.data.capacity() + 64
     }
 
     /// The entry header at `at`: (shared, unshared, value length, where

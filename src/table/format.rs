@@ -118,7 +118,10 @@ impl Compressor {
 fn decompress_into(stored: &[u8], kind: u8, mut out: Vec<u8>) -> Result<Vec<u8>, String> {
     out.clear();
     match kind {
-        NO_COMPRESSION => out.extend_from_slice(stored),
+        NO_COMPRESSION => {
+            fit(&mut out, stored.len());
+            out.extend_from_slice(stored)
+        }
         LZ4 => {
             let len = get_u32_le(stored).ok_or("lz4 block too short")? as usize;
             if len > MAX_BLOCK_SIZE || len > stored.len() * MAX_LZ4_RATIO + 64 {
@@ -127,6 +130,7 @@ fn decompress_into(stored: &[u8], kind: u8, mut out: Vec<u8>) -> Result<Vec<u8>,
                     stored.len()
                 ));
             }
+            fit(&mut out, len);
             out.resize(len, 0);
             let n = lz4_flex::block::decompress_into(&stored[4..], &mut out)
                 .map_err(|e| format!("lz4 decompression failed: {e}"))?;
@@ -141,6 +145,7 @@ fn decompress_into(stored: &[u8], kind: u8, mut out: Vec<u8>) -> Result<Vec<u8>,
                     stored.len()
                 ));
             }
+            fit(&mut out, len);
             out.resize(len, 0);
             let n = snap::raw::Decoder::new()
                 .decompress(stored, &mut out)
@@ -150,6 +155,14 @@ fn decompress_into(stored: &[u8], kind: u8, mut out: Vec<u8>) -> Result<Vec<u8>,
         other => return Err(format!("unknown compression type {other}")),
     }
     Ok(out)
+}
+
+/// Drops a reused buffer more than twice the size needed: a small block
+/// must not keep a large block's memory (the cache charges capacity).
+fn fit(out: &mut Vec<u8>, len: usize) {
+    if out.capacity() > len.saturating_mul(2).max(4096) {
+        *out = Vec::with_capacity(len);
+    }
 }
 
 /// Where a block belongs: its table's unique id and its offset. Format 2
@@ -340,4 +353,40 @@ pub(crate) fn new_unique_id() -> u64 {
     }
     h.write_u32(std::process::id());
     h.finish().max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A block decoded into a reused buffer comes out whole whatever the
+    /// buffer held, and does not keep a buffer much larger than itself.
+    #[test]
+    fn decoding_into_a_reused_buffer() {
+        let raw: Vec<u8> = (0..3000u32).map(|i| (i % 251) as u8).collect();
+        for compression in [Compression::None, Compression::Lz4, Compression::Snappy] {
+            let mut c = Compressor::default();
+            let (stored, kind) = c.compress(&raw, compression);
+            let stored = stored.to_vec();
+            let mut big = vec![0xAAu8; 1 << 20];
+            big.truncate(10);
+            let out = decompress_into(&stored, kind, big).unwrap();
+            assert_eq!(out, raw, "{compression:?}");
+            assert!(
+                out.capacity() <= 2 * raw.len().max(4096),
+                "{}",
+                out.capacity()
+            );
+            let mut near = Vec::with_capacity(4096);
+            near.extend_from_slice(&[0x55; 100]);
+            let at = near.as_ptr();
+            let out = decompress_into(&stored, kind, near).unwrap();
+            assert_eq!(out, raw, "{compression:?}");
+            assert_eq!(
+                out.as_ptr(),
+                at,
+                "a buffer of about the right size is reused"
+            );
+        }
+    }
 }
