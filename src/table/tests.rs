@@ -291,13 +291,14 @@ fn blocks_larger_than_64_mib_round_trip() {
     assert!(t.verify().is_empty());
 }
 
-/// Tables of each compression share a block cache of a few blocks, so
+/// Tables of each compression share a block cache of two blocks per shard
+/// (the cache has 16 shards and skips a block larger than a shard), so
 /// nearly every read evicts a block and decodes into its memory: every
 /// value read is still right, and so is a block an open cursor holds
 /// while the cache evicts it.
 #[test]
 fn reads_into_the_memory_of_evicted_blocks_stay_correct() {
-    let cache = Arc::new(BlockCache::new(8 * 4200));
+    let cache = Arc::new(BlockCache::new(16 * 2 * 4200));
     let mut tables = Vec::new();
     for (n, comp) in [Compression::Lz4, Compression::Snappy, Compression::None]
         .into_iter()
@@ -340,4 +341,69 @@ fn reads_into_the_memory_of_evicted_blocks_stay_correct() {
     assert_eq!(held.value(), tables[0].1[2500].3.as_slice());
     held.next();
     assert_eq!(held.value(), tables[0].1[2501].3.as_slice());
+}
+
+/// Four threads read two tables through one cache of two blocks per shard
+/// (almost every read evicts, and the evicting thread decodes its next
+/// block into the evicted block's memory) while holding cursors on blocks
+/// the others evict: every value read, and every held cursor's entry,
+/// stays right.
+#[test]
+fn concurrent_reads_through_a_tiny_cache_stay_correct() {
+    let cache = Arc::new(BlockCache::new(16 * 2 * 4200));
+    let mut tables = Vec::new();
+    for (n, comp) in [Compression::Lz4, Compression::None]
+        .into_iter()
+        .enumerate()
+    {
+        let entries: Vec<Entry> = (0..4_000u32)
+            .map(|i| {
+                let k = format!("c{n}key{i:06}").into_bytes();
+                let v = format!("{n}/{i}/")
+                    .repeat(1 + (i % 11) as usize)
+                    .into_bytes();
+                (k, u64::from(i) + 1, ValueKind::Put, v)
+            })
+            .collect();
+        let fs = FaultInjectionFs::new();
+        let (path, _) = build(&fs, &entries, opts(comp, 10, 4096));
+        let file = fs.open(&path).unwrap();
+        let t = Table::open(
+            file,
+            path,
+            20 + n as u64,
+            Some(cache.clone()),
+            Arc::default(),
+        );
+        tables.push((t.unwrap(), entries));
+    }
+    let tables = Arc::new(tables);
+    let threads: Vec<_> = (0..4u64)
+        .map(|id| {
+            let tables = tables.clone();
+            std::thread::spawn(move || {
+                let mut x = id + 1;
+                for round in 0..50 {
+                    let (held_t, held_e) = &tables[round % 2];
+                    let at = (x as usize >> 7) % held_e.len();
+                    let mut held = held_t.iter();
+                    held.seek(&ikey(&held_e[at]));
+                    for _ in 0..100 {
+                        x = x
+                            .wrapping_mul(6364136223846793005)
+                            .wrapping_add(1442695040888963407);
+                        let (t, entries) = &tables[(x >> 62) as usize % 2];
+                        let e = &entries[(x >> 20) as usize % entries.len()];
+                        let got = t.get(&e.0, SeqNo::MAX >> 8).unwrap().unwrap();
+                        assert_eq!(got.2, e.3);
+                    }
+                    assert_eq!(held.key(), ikey(&held_e[at]).as_slice());
+                    assert_eq!(held.value(), held_e[at].3.as_slice());
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
 }
