@@ -291,23 +291,20 @@ fn blocks_larger_than_64_mib_round_trip() {
     assert!(t.verify().is_empty());
 }
 
-/// Tables of each compression share a block cache of two blocks per shard
-/// (the cache has 16 shards and skips a block larger than a shard), so
-/// nearly every read evicts a block and decodes into its memory: every
-/// value read is still right, and so is a block an open cursor holds
-/// while the cache evicts it.
-#[test]
-fn reads_into_the_memory_of_evicted_blocks_stay_correct() {
-    let cache = Arc::new(BlockCache::new(16 * 2 * 4200));
+/// One table per compression, of `n` entries with values of varied
+/// length, all sharing `cache`. (The in-memory file systems are dropped:
+/// an open file keeps its contents.)
+fn tables_sharing(
+    cache: &Arc<BlockCache>,
+    compressions: &[Compression],
+    n: u32,
+) -> Vec<(Arc<Table>, Vec<Entry>)> {
     let mut tables = Vec::new();
-    for (n, comp) in [Compression::Lz4, Compression::Snappy, Compression::None]
-        .into_iter()
-        .enumerate()
-    {
-        let entries: Vec<Entry> = (0..5_000u32)
+    for (t, &comp) in compressions.iter().enumerate() {
+        let entries: Vec<Entry> = (0..n)
             .map(|i| {
-                let k = format!("t{n}key{i:06}").into_bytes();
-                let v = format!("{n}:{i}:")
+                let k = format!("t{t}key{i:06}").into_bytes();
+                let v = format!("{t}:{i}:")
                     .repeat(1 + (i % 13) as usize)
                     .into_bytes();
                 (k, u64::from(i) + 1, ValueKind::Put, v)
@@ -316,15 +313,31 @@ fn reads_into_the_memory_of_evicted_blocks_stay_correct() {
         let fs = FaultInjectionFs::new();
         let (path, _) = build(&fs, &entries, opts(comp, 10, 4096));
         let file = fs.open(&path).unwrap();
-        let t = Table::open(
+        let table = Table::open(
             file,
             path,
-            10 + n as u64,
+            10 + t as u64,
             Some(cache.clone()),
             Arc::default(),
         );
-        tables.push((t.unwrap(), entries, fs));
+        tables.push((table.unwrap(), entries));
     }
+    tables
+}
+
+/// Tables of each compression share a block cache of two blocks per shard
+/// (the cache has 16 shards and skips a block larger than a shard), so
+/// nearly every read evicts a block and decodes into its memory: every
+/// value read is still right, and so is a block an open cursor holds
+/// while the cache evicts it.
+#[test]
+fn reads_into_the_memory_of_evicted_blocks_stay_correct() {
+    let cache = Arc::new(BlockCache::new(16 * 2 * 4200));
+    let tables = tables_sharing(
+        &cache,
+        &[Compression::Lz4, Compression::Snappy, Compression::None],
+        5_000,
+    );
     let mut held = tables[0].0.iter();
     held.seek(&ikey(&tables[0].1[2500]));
     let mut x = 7u64;
@@ -332,7 +345,7 @@ fn reads_into_the_memory_of_evicted_blocks_stay_correct() {
         x = x
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
-        let (t, entries, _) = &tables[(x >> 60) as usize % 3];
+        let (t, entries) = &tables[(x >> 60) as usize % 3];
         let e = &entries[(x >> 20) as usize % entries.len()];
         let got = t.get(&e.0, SeqNo::MAX >> 8).unwrap().unwrap();
         assert_eq!(got.2, e.3, "{}", String::from_utf8_lossy(&e.0));
@@ -351,32 +364,7 @@ fn reads_into_the_memory_of_evicted_blocks_stay_correct() {
 #[test]
 fn concurrent_reads_through_a_tiny_cache_stay_correct() {
     let cache = Arc::new(BlockCache::new(16 * 2 * 4200));
-    let mut tables = Vec::new();
-    for (n, comp) in [Compression::Lz4, Compression::None]
-        .into_iter()
-        .enumerate()
-    {
-        let entries: Vec<Entry> = (0..4_000u32)
-            .map(|i| {
-                let k = format!("c{n}key{i:06}").into_bytes();
-                let v = format!("{n}/{i}/")
-                    .repeat(1 + (i % 11) as usize)
-                    .into_bytes();
-                (k, u64::from(i) + 1, ValueKind::Put, v)
-            })
-            .collect();
-        let fs = FaultInjectionFs::new();
-        let (path, _) = build(&fs, &entries, opts(comp, 10, 4096));
-        let file = fs.open(&path).unwrap();
-        let t = Table::open(
-            file,
-            path,
-            20 + n as u64,
-            Some(cache.clone()),
-            Arc::default(),
-        );
-        tables.push((t.unwrap(), entries));
-    }
+    let tables = tables_sharing(&cache, &[Compression::Lz4, Compression::None], 4_000);
     let tables = Arc::new(tables);
     let threads: Vec<_> = (0..4u64)
         .map(|id| {
